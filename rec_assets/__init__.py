@@ -1,0 +1,1 @@
+"""rec-assets: a Dagster asset graph for weekly two-tower video recommendations."""

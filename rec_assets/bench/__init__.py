@@ -1,0 +1,1 @@
+"""Benchmarks (pure code: no dagster import)."""

@@ -1,0 +1,121 @@
+"""`make run` and `make ui`: materialise the graph for the latest scoring week, or start the UI.
+
+``run`` works in stages, each a Dagster run recorded in the instance under ``$DAGSTER_HOME`` (so the
+UI shows them afterwards): ingest every event week in one run, then every scoring-week asset of the
+latest week, then the unpartitioned summaries; it prints what it is doing and how long each stage took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def prepare_dagster_home() -> Path:
+    """``$DAGSTER_HOME`` (default ``$REC_HOME/dagster_home``) holding the project's dagster.yaml."""
+    from rec_assets.defs.resources import rec_home
+
+    home = Path(os.environ.get("DAGSTER_HOME") or rec_home() / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _stage(title: str):
+    print(f"==> {title}", flush=True)
+    return time.monotonic()
+
+
+def run(args: argparse.Namespace) -> int:
+    prepare_dagster_home()
+    from dagster import DagsterInstance
+
+    from rec_assets.definitions import defs
+    from rec_assets.defs.jobs import run_stages
+
+    instance = DagsterInstance.get()
+    timings: list[tuple[str, float]] = []
+    week = args.week
+    for stage in run_stages(defs, week):
+        started = _stage(stage.title)
+        result = stage.execute(instance)
+        elapsed = time.monotonic() - started
+        timings.append((stage.title, elapsed))
+        status = "ok" if result.success else "FAILED"
+        print(f"    {status} in {elapsed:.1f} s (run {result.run_id})", flush=True)
+        if not result.success:
+            print_failure(result)
+            return 1
+        week = stage.week or week
+    print_week_report(week)
+    print("\nStage timings:")
+    for title, seconds in timings:
+        print(f"  {seconds:8.1f} s  {title}")
+    print(f"  {sum(s for _, s in timings):8.1f} s  total")
+    return 0
+
+
+def print_week_report(week: str) -> None:
+    """What the week's tables hold, read back from the warehouse."""
+    from rec_assets.definitions import defs
+
+    warehouse = defs.resources["warehouse_db"]
+    with warehouse.connect(read_only=True) as conn:
+        print(f"\nScoring week {week}")
+        windows = conn.execute(
+            "SELECT window_name, window_start, window_end, events, users, titles FROM split_windows"
+            " WHERE scoring_week = $week ORDER BY window_start, window_name",
+            {"week": week},
+        ).df()
+        print(windows.to_string(index=False))
+        cold = conn.execute(
+            "SELECT category, count(*) AS cold_start_titles, sum(label_watches) AS label_watches"
+            " FROM cold_start_titles WHERE scoring_week = $week GROUP BY category ORDER BY category",
+            {"week": week},
+        ).df()
+        print("\nCold-start titles of the week:")
+        print(cold.to_string(index=False) if not cold.empty else "  none")
+        rejected = conn.execute("SELECT kind, reason, count(*) AS n FROM rejected_rows GROUP BY ALL ORDER BY ALL").df()
+        print("\nRejected source rows:", "none" if rejected.empty else "")
+        if not rejected.empty:
+            print(rejected.to_string(index=False))
+
+
+def print_failure(result) -> None:
+    for event in result.all_events:
+        if event.is_failure or event.event_type_value in ("ASSET_CHECK_EVALUATION",):
+            data = event.event_specific_data
+            message = getattr(getattr(data, "error", None), "message", None) or event.message
+            print(f"    {event.step_key or ''}: {message}", file=sys.stderr)
+
+
+def ui(args: argparse.Namespace) -> int:
+    home = prepare_dagster_home()
+    print(f"Dagster UI on http://{args.host}:{args.port} (instance {home}); Ctrl-C stops it.", flush=True)
+    dg = Path(sys.executable).with_name("dg")
+    os.execv(str(dg), [str(dg), "dev", "--host", args.host, "--port", str(args.port)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rec_assets")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="materialise the whole graph for a scoring week")
+    run_parser.add_argument("--week", default=None, help="scoring week (Monday, YYYY-MM-DD); default: the latest")
+    run_parser.set_defaults(handler=run)
+    ui_parser = commands.add_parser("ui", help="start the Dagster UI with the daemon")
+    ui_parser.add_argument("--host", default="127.0.0.1")
+    ui_parser.add_argument("--port", type=int, default=3000)
+    ui_parser.set_defaults(handler=ui)
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Dagster definitions: thin assets, checks, resources, partitions, schedules."""

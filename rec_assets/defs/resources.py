@@ -1,0 +1,157 @@
+"""Typed resources: every setting a user may change, each bound to an environment variable.
+
+Each field's default is the value used when its environment variable is unset, so a fresh
+clone runs with no configuration; ``build_resources()`` binds a field to ``EnvVar`` only when
+the variable is set, which keeps the UI honest about where a value came from.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field
+
+from rec_assets.sources.canonical import CanonicalSource
+from rec_assets.sources.movielens import MovieLensSource
+from rec_assets.sources.simulator import config_for, ensure_generated, simulator_span
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_HOME = PROJECT_ROOT / ".rec_home"
+
+
+def rec_home() -> Path:
+    """Where the DuckDB file, artifacts and the Dagster instance live (``REC_HOME``)."""
+    return Path(os.environ.get("REC_HOME") or DEFAULT_HOME).resolve()
+
+
+class SourceResource(ConfigurableResource):
+    """Where raw titles, users and watch events come from, and what to do with bad rows."""
+
+    kind: Literal["simulator", "movielens", "canonical"] = Field(
+        default="simulator", description="REC_DATA_SOURCE: simulator (embedded, default), movielens or canonical."
+    )
+    data_dir: str = Field(default="", description="REC_DATA_DIR: the directory of a movielens or canonical source.")
+    simulator_preset: str = Field(default="default", description="REC_SIM_PRESET: tiny, default or large.")
+    simulator_seed: int = Field(default=0, description="REC_SIM_SEED: the simulator's seed.")
+    home: str = Field(default="", description="REC_HOME: where generated sources are cached.")
+    bad_rows: Literal["quarantine", "fail"] = Field(
+        default="quarantine", description="REC_BAD_ROWS: quarantine bad rows into rejected_rows, or fail."
+    )
+    max_rejected_share: float = Field(
+        default=0.01, description="REC_MAX_REJECTED_SHARE: above this share of rejected events, a blocking check fails."
+    )
+
+    def home_path(self) -> Path:
+        return Path(self.home).resolve() if self.home else rec_home()
+
+    def open(self):
+        """The source object (pure code) this configuration names; generates the simulator's data once."""
+        if self.kind == "simulator":
+            config = config_for(self.simulator_preset, self.simulator_seed)
+            return CanonicalSource(ensure_generated(config, self.home_path() / "sources"), name=f"simulator:{config.preset}")
+        if not self.data_dir:
+            raise ValueError(f"REC_DATA_SOURCE={self.kind} needs REC_DATA_DIR, the directory holding its files")
+        if self.kind == "movielens":
+            return MovieLensSource(Path(self.data_dir))
+        return CanonicalSource(Path(self.data_dir))
+
+    def event_span(self) -> tuple[date, date]:
+        """First event day and last event day (exclusive), without generating simulated data."""
+        if self.kind == "simulator":
+            return simulator_span(config_for(self.simulator_preset, self.simulator_seed))
+        return self.open().event_span()
+
+
+class WindowsResource(ConfigurableResource):
+    """Lengths of the four time windows of a scoring week (DESIGN.md), in days."""
+
+    history_days: int = Field(default=730, description="REC_HISTORY_DAYS: X and X' (2 years by default).")
+    label_days: int = Field(default=14, description="REC_LABEL_DAYS: Y, the training labels before the scoring week.")
+    recent_popularity_days: int = Field(default=60, description="REC_RECENT_POPULARITY_DAYS: short popularity window.")
+    first_scoring_week: str = Field(
+        default="", description="REC_FIRST_WEEK: first scoring week (a Monday); default: the source's first week."
+    )
+
+
+class WarehouseResource(ConfigurableResource):
+    """The DuckDB file. One writer at a time: connections wait for the lock instead of failing."""
+
+    database: str = Field(default="", description="REC_DUCKDB: the DuckDB file (default REC_HOME/warehouse.duckdb).")
+    lock_timeout_s: float = Field(default=900.0, description="How long a connection waits for another writer.")
+
+    def path(self) -> Path:
+        return Path(self.database).resolve() if self.database else rec_home() / "warehouse.duckdb"
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection, retried while another process holds the file's lock (backfills run in parallel)."""
+        path = self.path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if read_only and not path.exists():
+            read_only = False  # a read-only connection cannot create the file
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                conn = duckdb.connect(str(path), read_only=read_only)
+                break
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 1.5, 2.0)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+class ArtifactsResource(ConfigurableResource):
+    """Files that are not tables: feature arrays, checkpoints, figures, caches."""
+
+    root: str = Field(default="", description="REC_ARTIFACTS: default REC_HOME/artifacts.")
+
+    def path(self, *parts: str) -> Path:
+        base = Path(self.root).resolve() if self.root else rec_home() / "artifacts"
+        return base.joinpath(*parts)
+
+
+def _env(name: str, default: Any) -> Any:
+    """``EnvVar(name)`` when the variable is set, else the default; ints keep their type."""
+    if name not in os.environ:
+        return default
+    return EnvVar.int(name) if isinstance(default, int) and not isinstance(default, bool) else EnvVar(name)
+
+
+def source_resource() -> SourceResource:
+    return SourceResource(
+        kind=_env("REC_DATA_SOURCE", "simulator"),
+        data_dir=_env("REC_DATA_DIR", ""),
+        simulator_preset=_env("REC_SIM_PRESET", "default"),
+        simulator_seed=_env("REC_SIM_SEED", 0),
+        home=_env("REC_HOME", ""),
+        bad_rows=_env("REC_BAD_ROWS", "quarantine"),
+        max_rejected_share=float(os.environ.get("REC_MAX_REJECTED_SHARE", "0.01")),
+    )
+
+
+def windows_resource() -> WindowsResource:
+    return WindowsResource(
+        history_days=_env("REC_HISTORY_DAYS", 730),
+        label_days=_env("REC_LABEL_DAYS", 14),
+        recent_popularity_days=_env("REC_RECENT_POPULARITY_DAYS", 60),
+        first_scoring_week=_env("REC_FIRST_WEEK", ""),
+    )
+
+
+def resolved(resource: ConfigurableResource) -> ConfigurableResource:
+    """The resource with its EnvVar fields read now (for code outside a run, e.g. partitions)."""
+    return resource.process_config_and_initialize()

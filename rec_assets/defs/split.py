@@ -1,0 +1,156 @@
+"""The split: one Dagster asset per SQL model of ``dbt_like_sql/``, partitioned by scoring week.
+
+Each asset renders its model, binds the partition's window bounds as parameters and replaces that
+week's rows (delete, then insert) in one transaction. Dependencies come from the SQL (see the runner):
+model-to-model edges map week to week; reads of ``raw_watch_events`` map a scoring week to every event
+week its windows cover. Data tests in ``dbt_like_sql/tests/`` run as blocking checks of the model they
+guard, and a GX suite checks the windows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    AssetsDefinition,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from rec_assets.defs.partitions import EVENTS_OF_SCORING_WEEK, SCORING_WEEKS
+from rec_assets.defs.raw import DUCKDB_POOL
+from rec_assets.defs.resources import WarehouseResource, WindowsResource
+from rec_assets.quality.expectations import run_suite, split_windows_expectations
+from rec_assets.split.windows import WeekWindows, WindowLengths, week_windows
+from rec_assets.sqlmodels.runner import (
+    TESTS_DIR,
+    SqlModel,
+    discover_models,
+    discover_queries,
+    materialize_partition,
+    query,
+    topological_order,
+    upstream_models,
+)
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
+SPLIT_GROUP = "split"
+RAW_SOURCES = ("raw_watch_events", "raw_titles", "raw_users")
+
+CHECK_SPLIT_WINDOWS_EXPECTATIONS = "split_windows_meet_expectations"
+
+MODELS = discover_models(SQL_DIR, sources=RAW_SOURCES)
+DATA_TESTS = discover_queries(SQL_DIR, TESTS_DIR)
+_ORDER = topological_order(MODELS)
+
+
+def windows_for(context: AssetExecutionContext, windows: WindowsResource) -> WeekWindows:
+    lengths = WindowLengths(windows.history_days, windows.label_days, windows.recent_popularity_days)
+    time_window = context.partition_time_window
+    return week_windows(time_window.start, time_window.end, lengths)
+
+
+def data_test_result(conn, test: SqlModel, values: dict) -> AssetCheckResult:
+    """A data test passes when its query returns no row; a failure names the rule and how many rows."""
+    failing = query(conn, test, values).df()
+    preview = failing.head(10).to_markdown(index=False) if not failing.empty else ""
+    return AssetCheckResult(
+        check_name=test.name,
+        passed=failing.empty,
+        description=(test.description if failing.empty else f"{len(failing)} row(s) break: {test.description}"),
+        metadata={"failing_rows": len(failing), "rendered_sql": MetadataValue.md(f"```sql\n{test.render()}\n```"),
+                  **({"failing_preview": MetadataValue.md(preview)} if preview else {})},
+    )
+
+
+def windows_expectations_result(conn, week) -> AssetCheckResult:
+    frame = conn.execute(
+        "SELECT window_name, window_start, window_end, events FROM split_windows WHERE scoring_week = $week",
+        {"week": week},
+    ).df()
+    outcome = run_suite("split_windows", frame, split_windows_expectations())
+    return AssetCheckResult(
+        check_name=CHECK_SPLIT_WINDOWS_EXPECTATIONS,
+        passed=outcome.success,
+        description=outcome.describe(),
+        metadata={"windows": len(frame)},
+    )
+
+
+def _tests_guarding(model: SqlModel) -> list[SqlModel]:
+    """Data tests attach to the last model they read, so they run once that model is written."""
+    guarded = []
+    for test in DATA_TESTS.values():
+        read_models = [name for name in test.tables_read if name in MODELS]
+        if read_models and max(read_models, key=_ORDER.index) == model.name:
+            guarded.append(test)
+    return guarded
+
+
+def _dependencies(model: SqlModel) -> list[AssetDep]:
+    deps = [AssetDep(name) for name in upstream_models(model, MODELS)]
+    if "raw_watch_events" in model.tables_read:
+        deps.append(AssetDep("raw_watch_events", partition_mapping=EVENTS_OF_SCORING_WEEK))
+    deps += [AssetDep(name) for name in ("raw_titles", "raw_users") if name in model.tables_read]
+    return deps
+
+
+def build_model_asset(model: SqlModel) -> AssetsDefinition:
+    tests = _tests_guarding(model)
+    check_specs = [
+        AssetCheckSpec(test.name, asset=model.name, blocking=True, description=test.description) for test in tests
+    ]
+    if model.name == "split_windows":
+        check_specs.append(
+            AssetCheckSpec(CHECK_SPLIT_WINDOWS_EXPECTATIONS, asset=model.name, blocking=True,
+                           description="GX suite: four windows, each non-empty, each ending after it starts.")
+        )
+
+    @asset(
+        name=model.name,
+        group_name=SPLIT_GROUP,
+        kinds={"duckdb", "sql"},
+        pool=DUCKDB_POOL,
+        partitions_def=SCORING_WEEKS,
+        deps=_dependencies(model),
+        code_version=model.code_version,
+        description=model.description,
+        check_specs=check_specs,
+        metadata={"sql_file": str(model.path.relative_to(SQL_DIR.parent))},
+    )
+    def _model_asset(context: AssetExecutionContext, warehouse_db: WarehouseResource, windows: WindowsResource):
+        week = windows_for(context, windows)
+        values = week.as_sql_parameters()
+        with warehouse_db.connect() as conn:
+            result = materialize_partition(conn, model, values)
+            checks = [data_test_result(conn, test, values) for test in tests]
+            if model.name == "split_windows":
+                checks.append(windows_expectations_result(conn, values["scoring_week"]))
+        if result.recreated_table:
+            context.log.warning(f"{model.name}: columns changed, table rebuilt; other weeks need re-running")
+        context.log.info(f"{model.name} {context.partition_key}: {result.rows_inserted} rows "
+                         f"({result.rows_replaced} replaced)")
+        return MaterializeResult(
+            metadata={
+                "rows": result.rows_inserted,
+                "rows_replaced": result.rows_replaced,
+                "windows": MetadataValue.md(
+                    "\n".join(f"- {name}: [{s:%Y-%m-%d %H:%M}, {e:%Y-%m-%d %H:%M})" for name, (s, e) in week.named().items())
+                ),
+                "rendered_sql": MetadataValue.md(f"```sql\n{result.rendered_sql}\n```"),
+                "parameters": MetadataValue.json({k: str(v) for k, v in result.parameters.items()}),
+            },
+            check_results=checks,
+            data_version=DataVersion(result.content_hash),
+        )
+
+    return _model_asset
+
+
+split_assets = [build_model_asset(MODELS[name]) for name in _ORDER]

@@ -1,0 +1,1 @@
+"""Data-quality suites (pure code: no dagster import)."""

@@ -1,0 +1,1 @@
+"""Sources of raw titles, users and watch events (pure code: no dagster import)."""

@@ -1,0 +1,1 @@
+"""Time windows of a scoring week (pure code: no dagster import)."""
