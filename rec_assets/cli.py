@@ -82,6 +82,22 @@ def print_week_report(week: str) -> None:
         ).df()
         print("\nCold-start titles of the week:")
         print(cold.to_string(index=False) if not cold.empty else "  none")
+        tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'evaluation_metrics'").fetchone()[0]
+        if tables:
+            from rec_assets.evaluation.report import table1_markdown, table2_markdown
+
+            metrics = conn.execute("SELECT * FROM evaluation_metrics WHERE scoring_week = $week", {"week": week}).df()
+            print("\n" + table1_markdown(metrics))
+            print("\n" + table2_markdown(metrics))
+            evaluated = metrics[(metrics.metric == "precision") & (metrics.variant == "random")]
+            print("\nEvaluated users (a new watch in Y' of the candidate set and category):")
+            print(evaluated[["candidate_set", "category", "evaluated_users"]].to_string(index=False))
+            recs = conn.execute(
+                "SELECT list, category, count(DISTINCT user_id) AS users, count(*) AS rows, any_value(variant) AS variant"
+                " FROM weekly_recommendations WHERE scoring_week = $week GROUP BY ALL ORDER BY ALL", {"week": week}
+            ).df()
+            print("\nWeekly recommendations written:")
+            print(recs.to_string(index=False))
         rejected = conn.execute("SELECT kind, reason, count(*) AS n FROM rejected_rows GROUP BY ALL ORDER BY ALL").df()
         print("\nRejected source rows:", "none" if rejected.empty else "")
         if not rejected.empty:

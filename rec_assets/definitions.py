@@ -1,14 +1,13 @@
 """The code location: every asset, check, job, schedule and resource of rec-assets."""
 
-from __future__ import annotations
+from dagster import Definitions, FilesystemIOManager, load_asset_checks_from_modules
 
-from dagster import Definitions, load_asset_checks_from_modules
-
-from rec_assets.defs import raw, split
+from rec_assets.defs import evaluation, features, jobs, raw, split, towers
 from rec_assets.defs.resources import (
     ArtifactsResource,
     WarehouseResource,
-    _env,
+    env_or_default,
+    rec_home,
     source_resource,
     windows_resource,
 )
@@ -16,13 +15,32 @@ from rec_assets.defs.resources import (
 
 def build_definitions() -> Definitions:
     return Definitions(
-        assets=[raw.raw_titles, raw.raw_users, raw.raw_watch_events, *split.split_assets],
+        assets=[
+            raw.raw_titles, raw.raw_users, raw.raw_watch_events,
+            *split.split_assets,
+            *features.feature_assets,
+            *towers.tower_assets,
+            *evaluation.evaluation_assets,
+        ],
         asset_checks=load_asset_checks_from_modules([raw]),
+        jobs=[jobs.ingest_history_job, jobs.scoring_week_job, jobs.summaries_job],
         resources={
             "source": source_resource(),
             "windows": windows_resource(),
-            "warehouse_db": WarehouseResource(database=_env("REC_DUCKDB", "")),
-            "artifacts": ArtifactsResource(root=_env("REC_ARTIFACTS", "")),
+            "warehouse_db": WarehouseResource(database=env_or_default("REC_DUCKDB", "")),
+            "artifacts": ArtifactsResource(root=env_or_default("REC_ARTIFACTS", "")),
+            "features": features.FeaturesResource(
+                cover_art_weights=env_or_default("REC_COVER_WEIGHTS", "auto"),
+                synopsis_pretrained_path=env_or_default("REC_WORD_VECTORS", ""),
+            ),
+            "training": towers.TrainingResource(
+                epochs=env_or_default("REC_EPOCHS", 6),
+                seed=env_or_default("REC_SEED", 0),
+                device=env_or_default("REC_DEVICE", "cpu"),
+            ),
+            "evaluation": evaluation.EvaluationResource(top_k=env_or_default("REC_TOP_K", 6)),
+            # Small references (artifact paths and hashes) passed between assets, one file per partition.
+            "io_manager": FilesystemIOManager(base_dir=str(rec_home() / "artifacts" / "refs")),
         },
     )
 

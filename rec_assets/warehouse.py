@@ -148,3 +148,16 @@ def events_fingerprint(conn: duckdb.DuckDBPyConnection, start: datetime, end: da
         {"start": start, "end": end},
     ).fetchone()
     return int(count), f"{count}-{int(digest):016x}"
+
+
+def replace_week_rows(conn: duckdb.DuckDBPyConnection, table: str, week: str, rows: pd.DataFrame) -> tuple[int, int]:
+    """Replace one scoring week's rows of a result table (created from the frame's columns on first use)."""
+    with transaction(conn):
+        conn.register("incoming_rows", rows)
+        conn.execute(f'CREATE TABLE IF NOT EXISTS "{table}" AS SELECT * FROM incoming_rows WHERE false')
+        deleted = conn.execute(
+            f'DELETE FROM "{table}" WHERE scoring_week = $week::DATE', {"week": week}
+        ).fetchone()[0]
+        inserted = conn.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming_rows').fetchone()[0]
+        conn.unregister("incoming_rows")
+    return int(deleted), int(inserted)

@@ -13,8 +13,10 @@ from rec_assets.defs.raw import RAW_GROUP
 
 INGEST_JOB = "ingest_history"
 SCORING_WEEK_JOB = "materialize_scoring_week"
+SUMMARIES_JOB = "summarize_weeks"
 
 RAW_ASSETS = AssetSelection.groups(RAW_GROUP)
+SUMMARY_ASSETS = AssetSelection.assets("evaluation_summary")
 
 ingest_history_job = define_asset_job(
     INGEST_JOB,
@@ -25,8 +27,14 @@ ingest_history_job = define_asset_job(
 
 scoring_week_job = define_asset_job(
     SCORING_WEEK_JOB,
-    selection=AssetSelection.all() - RAW_ASSETS,
+    selection=AssetSelection.all() - RAW_ASSETS - SUMMARY_ASSETS,
     description="Split, features, towers, evaluation and recommendations of one scoring week.",
+)
+
+summaries_job = define_asset_job(
+    SUMMARIES_JOB,
+    selection=SUMMARY_ASSETS,
+    description="Summaries over every materialised week.",
 )
 
 
@@ -46,6 +54,7 @@ def run_stages(defs: Definitions, week: str | None = None) -> list[Stage]:
         raise SystemExit(f"week {week} is not a scoring week of this source ({keys[0]} .. {keys[-1]})")
     ingest = defs.resolve_job_def(INGEST_JOB)
     weekly = defs.resolve_job_def(SCORING_WEEK_JOB)
+    summaries = defs.resolve_job_def(SUMMARIES_JOB)
     return [
         Stage(
             f"ingest titles, users and {len(keys)} event weeks ({keys[0]} .. {keys[-1]}) in one run",
@@ -59,5 +68,9 @@ def run_stages(defs: Definitions, week: str | None = None) -> list[Stage]:
             f"materialise scoring week {week}",
             lambda instance: weekly.execute_in_process(instance=instance, partition_key=week, raise_on_error=False),
             week=week,
+        ),
+        Stage(
+            "summarise every evaluated week",
+            lambda instance: summaries.execute_in_process(instance=instance, raise_on_error=False),
         ),
     ]

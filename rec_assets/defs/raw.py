@@ -6,7 +6,6 @@ only that week. Bad rows are quarantined into ``rejected_rows`` (or stop ingesti
 anything is written, and every write is one transaction.
 """
 
-from __future__ import annotations
 
 from datetime import datetime, timezone
 

@@ -56,7 +56,9 @@ class SourceResource(ConfigurableResource):
         """The source object (pure code) this configuration names; generates the simulator's data once."""
         if self.kind == "simulator":
             config = config_for(self.simulator_preset, self.simulator_seed)
-            return CanonicalSource(ensure_generated(config, self.home_path() / "sources"), name=f"simulator:{config.preset}")
+            source = CanonicalSource(ensure_generated(config, self.home_path() / "sources"))
+            source.name = f"simulator:{config.preset}"
+            return source
         if not self.data_dir:
             raise ValueError(f"REC_DATA_SOURCE={self.kind} needs REC_DATA_DIR, the directory holding its files")
         if self.kind == "movielens":
@@ -124,7 +126,7 @@ class ArtifactsResource(ConfigurableResource):
         return base.joinpath(*parts)
 
 
-def _env(name: str, default: Any) -> Any:
+def env_or_default(name: str, default: Any) -> Any:
     """``EnvVar(name)`` when the variable is set, else the default; ints keep their type."""
     if name not in os.environ:
         return default
@@ -133,22 +135,22 @@ def _env(name: str, default: Any) -> Any:
 
 def source_resource() -> SourceResource:
     return SourceResource(
-        kind=_env("REC_DATA_SOURCE", "simulator"),
-        data_dir=_env("REC_DATA_DIR", ""),
-        simulator_preset=_env("REC_SIM_PRESET", "default"),
-        simulator_seed=_env("REC_SIM_SEED", 0),
-        home=_env("REC_HOME", ""),
-        bad_rows=_env("REC_BAD_ROWS", "quarantine"),
+        kind=env_or_default("REC_DATA_SOURCE", "simulator"),
+        data_dir=env_or_default("REC_DATA_DIR", ""),
+        simulator_preset=env_or_default("REC_SIM_PRESET", "default"),
+        simulator_seed=env_or_default("REC_SIM_SEED", 0),
+        home=env_or_default("REC_HOME", ""),
+        bad_rows=env_or_default("REC_BAD_ROWS", "quarantine"),
         max_rejected_share=float(os.environ.get("REC_MAX_REJECTED_SHARE", "0.01")),
     )
 
 
 def windows_resource() -> WindowsResource:
     return WindowsResource(
-        history_days=_env("REC_HISTORY_DAYS", 730),
-        label_days=_env("REC_LABEL_DAYS", 14),
-        recent_popularity_days=_env("REC_RECENT_POPULARITY_DAYS", 60),
-        first_scoring_week=_env("REC_FIRST_WEEK", ""),
+        history_days=env_or_default("REC_HISTORY_DAYS", 730),
+        label_days=env_or_default("REC_LABEL_DAYS", 14),
+        recent_popularity_days=env_or_default("REC_RECENT_POPULARITY_DAYS", 60),
+        first_scoring_week=env_or_default("REC_FIRST_WEEK", ""),
     )
 
 

@@ -7,7 +7,6 @@ week its windows cover. Data tests in ``dbt_like_sql/tests/`` run as blocking ch
 guard, and a GX suite checks the windows.
 """
 
-from __future__ import annotations
 
 from pathlib import Path
 

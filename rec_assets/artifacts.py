@@ -1,0 +1,89 @@
+"""Artifact directories written atomically, and the small references assets pass along the graph.
+
+An artifact is a directory of ``.npy`` arrays and Parquet frames (loadable with no copy through
+``np.load(mmap_mode="r")``) plus ``meta.json``. It is built beside its final place and swapped in with
+renames, so a run killed mid-way leaves the previous version, never a half-written one. Its content hash
+covers every file, and is what downstream assets record as the data version they read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """What an asset hands downstream: where its artifact lives and which content it holds."""
+
+    path: str
+    content_hash: str
+    kind: str
+    scoring_week: str
+    details: dict = field(default_factory=dict)
+
+    def open(self) -> "Artifact":
+        return Artifact(Path(self.path))
+
+
+class Artifact:
+    def __init__(self, path: Path) -> None:
+        if not path.is_dir():
+            raise FileNotFoundError(f"artifact {path} does not exist: materialise its asset first")
+        self.path = path
+
+    def array(self, name: str, mmap: bool = True) -> np.ndarray:
+        return np.load(self.path / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+
+    def frame(self, name: str) -> pd.DataFrame:
+        return pd.read_parquet(self.path / f"{name}.parquet")
+
+    def meta(self) -> dict:
+        return json.loads((self.path / "meta.json").read_text())
+
+
+def _hash_directory(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(directory.iterdir()):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_artifact(
+    directory: Path,
+    arrays: dict[str, np.ndarray] | None = None,
+    frames: dict[str, pd.DataFrame] | None = None,
+    meta: dict | None = None,
+) -> str:
+    """Write the artifact atomically and return its content hash."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.with_name(f".{directory.name}.staging-{uuid.uuid4().hex}")
+    staging.mkdir()
+    try:
+        for name, array in (arrays or {}).items():
+            np.save(staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        for name, frame in (frames or {}).items():
+            frame.to_parquet(staging / f"{name}.parquet", index=False)
+        (staging / "meta.json").write_text(json.dumps(meta or {}, indent=2, sort_keys=True, default=str))
+        content_hash = _hash_directory(staging)
+        retired = directory.with_name(f".{directory.name}.retired-{uuid.uuid4().hex}")
+        if directory.exists():
+            os.replace(directory, retired)
+        os.replace(staging, directory)
+        shutil.rmtree(retired, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return content_hash

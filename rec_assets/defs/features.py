@@ -1,0 +1,305 @@
+"""Title feature assets: categorical multi-hot, synopsis and cover-art embeddings of a scoring week.
+
+Each has one row per title available in the week (cold-start titles included), in ``title_id`` order,
+written as an artifact directory under ``$REC_HOME/artifacts/features/<kind>/<week>/``. The asset's
+output is an ``ArtifactRef`` (path and content hash) that the tower assets take as an input, so a
+checkpoint's lineage names the exact feature versions it was trained on.
+"""
+
+
+import time
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    ConfigurableResource,
+    DataVersion,
+    MetadataValue,
+    Output,
+    asset,
+)
+from pydantic import Field
+
+from rec_assets.artifacts import ArtifactRef, write_artifact
+from rec_assets.defs.partitions import SCORING_WEEKS
+from rec_assets.defs.resources import ArtifactsResource, WarehouseResource
+from rec_assets.defs.split import SQL_DIR
+from rec_assets.features.categorical import CategoricalConfig, describe, encode, fit_vocabulary
+from rec_assets.features.cover_art import CoverArtConfig, embed_cover_art
+from rec_assets.features.synopsis import SynopsisConfig, embed_synopses
+from rec_assets.sqlmodels.runner import ANALYSES_DIR, discover_queries, query
+
+FEATURES_GROUP = "features"
+ANALYSES = discover_queries(SQL_DIR, ANALYSES_DIR)
+
+
+class FeaturesResource(ConfigurableResource):
+    """Feature settings (section 3.2 of the paper)."""
+
+    top_n_people: int = Field(default=2000, description="Top actors and directors kept (each).")
+    popularity_bins: int = Field(default=10, description="Uniform bins of the log popularity shares.")
+    synopsis_vector_size: int = Field(default=100, description="word2vec dimensions.")
+    synopsis_epochs: int = Field(default=10, description="word2vec epochs.")
+    synopsis_min_count: int = Field(default=2, description="word2vec minimum word count.")
+    synopsis_pretrained_path: str = Field(default="", description="REC_WORD_VECTORS: pretrained vectors instead.")
+    synopsis_pretrained_format: str = Field(default="word2vec_text", description="word2vec_text, word2vec_binary or glove.")
+    cover_art_weights: str = Field(default="auto", description="REC_COVER_WEIGHTS: auto, imagenet, random or a path.")
+    cover_art_batch_size: int = Field(default=32)
+    cover_art_workers: int = Field(default=1, description="Image decoding processes beside the network.")
+    max_missing_share: float = Field(default=0.10, description="Warn above this share of zero (missing) vectors.")
+    seed: int = Field(default=0)
+
+    def categorical(self) -> CategoricalConfig:
+        return CategoricalConfig(
+            top_n_actors=self.top_n_people, top_n_directors=self.top_n_people, popularity_bins=self.popularity_bins
+        )
+
+    def synopsis(self) -> SynopsisConfig:
+        return SynopsisConfig(
+            vector_size=self.synopsis_vector_size,
+            epochs=self.synopsis_epochs,
+            min_count=self.synopsis_min_count,
+            seed=self.seed,
+            pretrained_path=self.synopsis_pretrained_path or None,
+            pretrained_format=self.synopsis_pretrained_format,
+        )
+
+    def cover_art(self) -> CoverArtConfig:
+        return CoverArtConfig(
+            weights=self.cover_art_weights,
+            seed=self.seed,
+            batch_size=self.cover_art_batch_size,
+            num_workers=self.cover_art_workers,
+        )
+
+
+def load_week_catalogue(warehouse_db: WarehouseResource, week: str) -> pd.DataFrame:
+    with warehouse_db.connect(read_only=True) as conn:
+        return query(conn, ANALYSES["week_catalogue"], {"scoring_week": week}).df()
+
+
+def load_popularity(warehouse_db: WarehouseResource, week: str, context_name: str) -> pd.DataFrame:
+    with warehouse_db.connect(read_only=True) as conn:
+        return query(conn, ANALYSES["week_popularity"], {"scoring_week": week, "context": context_name}).df()
+
+
+def _week(context: AssetExecutionContext) -> str:
+    return context.partition_key
+
+
+def feature_checks(name: str, titles: pd.DataFrame, title_ids: np.ndarray, vectors: np.ndarray | None,
+                   missing: np.ndarray | None, expected_width: int, max_missing_share: float) -> list[AssetCheckResult]:
+    """The checks every feature asset runs: one row per title of the week, finite values, width, missing share."""
+    expected = titles["title_id"].to_numpy(dtype=np.int64)
+    absent = np.setdiff1d(expected, title_ids)
+    results = [
+        AssetCheckResult(
+            check_name=f"{name}_cover_every_week_title",
+            passed=len(absent) == 0 and len(title_ids) == len(expected),
+            description=(f"{len(title_ids)} rows for {len(expected)} titles of the week"
+                         + (f"; {len(absent)} titles have no row, e.g. {absent[:5].tolist()}" if len(absent) else "")),
+            metadata={"titles_without_row": int(len(absent))},
+        )
+    ]
+    if vectors is not None:
+        bad_rows = int((~np.isfinite(vectors)).any(axis=1).sum())
+        results.append(AssetCheckResult(
+            check_name=f"{name}_values_finite",
+            passed=bad_rows == 0,
+            description=f"{bad_rows} rows hold a NaN or infinite value",
+            metadata={"rows_not_finite": bad_rows},
+        ))
+        results.append(AssetCheckResult(
+            check_name=f"{name}_width_as_configured",
+            passed=vectors.shape[1] == expected_width,
+            description=f"width {vectors.shape[1]}, configured {expected_width}",
+        ))
+    if missing is not None:
+        share = float(missing.mean()) if len(missing) else 0.0
+        results.append(AssetCheckResult(
+            check_name=f"{name}_missing_share_below_threshold",
+            passed=share <= max_missing_share,
+            severity=AssetCheckSeverity.WARN,
+            description=f"{int(missing.sum())} of {len(missing)} titles have a zero (missing) vector ({share:.1%}); "
+                        f"threshold {max_missing_share:.0%}",
+            metadata={"missing": int(missing.sum()), "missing_share": share},
+        ))
+    return results
+
+
+def _check_specs(name: str, asset_name: str, with_vectors: bool = True) -> list[AssetCheckSpec]:
+    names = [f"{name}_cover_every_week_title"]
+    if with_vectors:
+        names += [f"{name}_values_finite", f"{name}_width_as_configured", f"{name}_missing_share_below_threshold"]
+    return [AssetCheckSpec(n, asset=asset_name, blocking=not n.endswith("threshold")) for n in names]
+
+
+FEATURE_DEPS = ["week_titles", "raw_titles"]
+
+
+@asset(
+    group_name=FEATURES_GROUP,
+    kinds={"python", "numpy"},
+    partitions_def=SCORING_WEEKS,
+    deps=[*FEATURE_DEPS, "title_popularity"],
+    code_version="categorical-v1",
+    check_specs=_check_specs("categorical", "title_categorical_features", with_vectors=False),
+    description="Multi-hot categorical vectors (genres, top people, rating, country, years, popularity) per title, "
+                "for training (popularity as of the end of X) and scoring (as of the end of X').",
+)
+def title_categorical_features(
+    context: AssetExecutionContext,
+    warehouse_db: WarehouseResource,
+    artifacts: ArtifactsResource,
+    features: FeaturesResource,
+):
+    week = _week(context)
+    titles = load_week_catalogue(warehouse_db, week)
+    train_popularity = load_popularity(warehouse_db, week, "train")
+    score_popularity = load_popularity(warehouse_db, week, "score")
+    config = features.categorical()
+    vocabulary = fit_vocabulary(titles, config, popularity=train_popularity)
+    train_rows = encode(titles, train_popularity, vocabulary, config)
+    score_rows = encode(titles, score_popularity, vocabulary, config)
+    summary = describe(vocabulary, score_rows)
+    path = artifacts.path("features", "categorical", week)
+    content_hash = write_artifact(
+        path,
+        arrays={
+            "title_ids": train_rows.title_ids,
+            "train_offsets": train_rows.offsets, "train_indices": train_rows.indices,
+            "score_offsets": score_rows.offsets, "score_indices": score_rows.indices,
+        },
+        frames={"vocabulary": vocabulary},
+        meta={"width": int(train_rows.width), "scoring_week": week, **summary},
+    )
+    ref = ArtifactRef(str(path), content_hash, "categorical", week, {"width": int(train_rows.width)})
+    yield Output(
+        ref,
+        data_version=DataVersion(content_hash[:24]),
+        metadata={
+            "path": str(path),
+            "content_hash": content_hash,
+            "titles": len(titles),
+            "width": int(train_rows.width),
+            "vocabulary_sizes": MetadataValue.json(summary["vocabulary_sizes"]),
+            "nonzeros_per_title": MetadataValue.json(summary["nonzeros_per_title"]),
+            "dropped_unknown_values": MetadataValue.json(summary["dropped_unknown"]),
+        },
+    )
+    yield from feature_checks("categorical", titles, train_rows.title_ids, None, None, train_rows.width, 1.0)
+
+
+@asset(
+    group_name=FEATURES_GROUP,
+    kinds={"python", "gensim"},
+    partitions_def=SCORING_WEEKS,
+    deps=FEATURE_DEPS,
+    code_version="synopsis-v1",
+    check_specs=_check_specs("synopsis", "title_synopsis_embeddings"),
+    description="TF-IDF-weighted sums of word2vec vectors of each title's synopsis (zero vector and a flag when "
+                "there is no synopsis or no known word).",
+)
+def title_synopsis_embeddings(
+    context: AssetExecutionContext,
+    warehouse_db: WarehouseResource,
+    artifacts: ArtifactsResource,
+    features: FeaturesResource,
+):
+    week = _week(context)
+    titles = load_week_catalogue(warehouse_db, week)
+    started = time.perf_counter()
+    result = embed_synopses(titles, features.synopsis())
+    seconds = time.perf_counter() - started
+    context.log.info(f"synopsis embeddings of {len(titles)} titles in {seconds:.1f} s; vectors: {result.vectors_used}")
+    path = artifacts.path("features", "synopsis", week)
+    content_hash = write_artifact(
+        path,
+        arrays={"title_ids": result.title_ids, "embeddings": result.embeddings, "missing": result.missing},
+        meta={"scoring_week": week, **result.stats},
+    )
+    ref = ArtifactRef(str(path), content_hash, "synopsis", week, {"width": int(result.embeddings.shape[1])})
+    yield Output(
+        ref,
+        data_version=DataVersion(content_hash[:24]),
+        metadata={
+            "path": str(path),
+            "content_hash": content_hash,
+            "titles": len(titles),
+            "vectors_used": result.vectors_used,
+            "missing": int(result.missing.sum()),
+            "seconds": round(seconds, 2),
+            "stats": MetadataValue.json({k: v for k, v in result.stats.items() if isinstance(v, (int, float, str))}),
+        },
+    )
+    yield from feature_checks("synopsis", titles, result.title_ids, result.embeddings, result.missing,
+                              features.synopsis_vector_size if not features.synopsis_pretrained_path
+                              else result.embeddings.shape[1], features.max_missing_share)
+
+
+@asset(
+    group_name=FEATURES_GROUP,
+    kinds={"python", "pytorch"},
+    partitions_def=SCORING_WEEKS,
+    deps=FEATURE_DEPS,
+    code_version="cover-art-v1",
+    check_specs=_check_specs("cover_art", "title_cover_art_embeddings"),
+    description="ResNet-34 activations before the last layer (512 floats) of each title's cover art, cached by "
+                "image content; a missing or corrupt image gives a zero vector and a flag.",
+)
+def title_cover_art_embeddings(
+    context: AssetExecutionContext,
+    warehouse_db: WarehouseResource,
+    artifacts: ArtifactsResource,
+    features: FeaturesResource,
+):
+    week = _week(context)
+    titles = load_week_catalogue(warehouse_db, week)
+
+    def progress(done: int, total: int, per_second: float) -> None:
+        context.log.info(f"cover art: {done}/{total} images embedded, {per_second:.1f} images/s")
+
+    started = time.perf_counter()
+    result = embed_cover_art(titles, features.cover_art(), cache_dir=artifacts.path("cache", "cover_art"),
+                             progress=progress)
+    seconds = time.perf_counter() - started
+    if not result.weights_used.startswith("imagenet"):
+        context.log.warning(f"cover-art embeddings come from {result.weights_used}, not ImageNet weights")
+    context.log.info(f"cover art of {len(titles)} titles in {seconds:.1f} s: {result.n_computed} computed, "
+                     f"{result.n_cached} from the cache; weights {result.weights_used}")
+    path = artifacts.path("features", "cover_art", week)
+    content_hash = write_artifact(
+        path,
+        arrays={"title_ids": result.title_ids, "embeddings": result.embeddings, "missing": result.missing},
+        frames={"failures": result.failures.astype({"image": "string"})},
+        meta={"scoring_week": week, "weights_used": result.weights_used, "n_computed": result.n_computed,
+              "n_cached": result.n_cached},
+    )
+    ref = ArtifactRef(str(path), content_hash, "cover_art", week, {"weights_used": result.weights_used})
+    failures = result.failures.head(20)
+    yield Output(
+        ref,
+        data_version=DataVersion(content_hash[:24]),
+        metadata={
+            "path": str(path),
+            "content_hash": content_hash,
+            "titles": len(titles),
+            "weights_used": result.weights_used,
+            "images_computed": result.n_computed,
+            "images_from_cache": result.n_cached,
+            "missing": int(result.missing.sum()),
+            "seconds": round(seconds, 2),
+            "missing_images": MetadataValue.md(
+                failures.to_markdown(index=False) if not failures.empty else "none"
+            ),
+        },
+    )
+    yield from feature_checks("cover_art", titles, result.title_ids, result.embeddings, result.missing, 512,
+                              features.max_missing_share)
+
+
+feature_assets = [title_categorical_features, title_synopsis_embeddings, title_cover_art_embeddings]

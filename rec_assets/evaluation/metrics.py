@@ -1,0 +1,195 @@
+"""Top-K metrics of the paper's section 4.1, computed per candidate set (warm / cold) and category (movie / tv).
+
+Definitions (for one candidate set and category, K = list length, default 6):
+
+* **Truth** of a user: the distinct titles of the candidate set and category the user watched in the label window
+  Y'. A Y' watch outside the candidate set or category is not truth here (a TV watch does not make a user evaluable
+  for movies), and a title watched several times counts once. A Y' re-watch of a title already watched in X' is
+  truth as given; since scoring excludes watched titles it can never be a hit, so the caller that wants the
+  paper's "predict new watches" reading drops such pairs from the truth before calling.
+* **Evaluated users**: users with at least one truth title. Only they enter any metric; their count is reported.
+* **Precision@K**: mean over evaluated users of hits / K. The denominator is K even when the list is shorter
+  (padded with -1 because fewer than K candidates were left): an empty slot is a miss.
+* **Recall@K**: mean over evaluated users of hits / (number of truth titles of the user). Not capped at K.
+* **Coverage@K**: number of distinct titles in the top-K lists of the *evaluated* users. Users without truth are
+  left out so that coverage and precision describe the same population and a model is not credited for lists no
+  label can judge.
+* **Converted Coverage@K**: number of distinct titles that are in some evaluated user's top K and that this same
+  user watched in Y' (a hit).
+* **No evaluated user** (an empty candidate set, or MovieLens, which has no TV): precision and recall are NaN (a mean
+  over nobody), coverage and converted coverage are 0, ``evaluated_users`` is 0. Reports show such cells as "n/a".
+
+Ties are the ranking's business (see ``scoring.top_k``); the metrics take the lists as given. A list that names a
+title twice, or names a title outside the candidate set, is a caller bug and raises ValueError.
+
+Pure code: no dagster import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from rec_assets.evaluation.scoring import CSR
+
+__all__ = [
+    "CANDIDATE_SETS",
+    "CATEGORIES",
+    "METRICS",
+    "candidate_masks",
+    "evaluate_segments",
+    "evaluate_top_k",
+]
+
+METRICS: tuple[str, ...] = ("precision", "recall", "coverage", "converted_coverage")
+CANDIDATE_SETS: tuple[str, ...] = ("warm", "cold")
+CATEGORIES: tuple[str, ...] = ("movie", "tv")
+
+Truth = CSR | tuple[np.ndarray, np.ndarray]
+
+
+def _truth_pairs(truth: Truth, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """(user_rows, item_rows) int64 from a CSR over user rows or from a (user_rows, item_rows) tuple."""
+    if isinstance(truth, CSR):  # checked before the tuple case: a CSR is also a tuple
+        if truth.n_rows != n_users:
+            raise ValueError(f"truth CSR has {truth.n_rows} rows, recommended has {n_users} users")
+        truth.validate(n_users, np.iinfo(np.int64).max, "truth")
+        offsets = np.asarray(truth.offsets, dtype=np.int64)
+        users = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(offsets))
+        items = np.asarray(truth.indices, dtype=np.int64)
+    else:
+        users, items = (np.asarray(a, dtype=np.int64).ravel() for a in truth)
+        if users.shape != items.shape:
+            raise ValueError(f"truth pairs differ in length: {users.size} users vs {items.size} items")
+    if users.size and (users.min() < 0 or users.max() >= n_users):
+        raise ValueError(f"truth user row out of range [0, {n_users})")
+    if items.size and items.min() < 0:
+        raise ValueError("truth title index is negative")
+    return users, items
+
+
+def evaluate_top_k(
+    recommended: np.ndarray,
+    truth: Truth,
+    k: int | None = None,
+    *,
+    candidate_mask: np.ndarray | None = None,
+) -> dict[str, float | int]:
+    """Precision@K, Recall@K, Coverage@K, Converted Coverage@K and the evaluated-user count of top-K lists.
+
+    Args:
+        recommended: int [n_users, >= k] title indices per user row, best first, -1 for an empty slot.
+        truth: the Y' watches, either a :class:`CSR` over the same user rows or a ``(user_rows, item_rows)`` tuple
+            of parallel arrays (duplicates allowed).
+        k: the K of the metrics; the first ``k`` columns of ``recommended`` are used. Default: all columns.
+        candidate_mask: bool [n_items] of the candidate set and category evaluated. Truth titles outside it are
+            dropped before anything is counted (see the module docstring), and a recommended title outside it
+            raises ValueError. None: the truth is taken as already restricted.
+
+    Returns:
+        ``{"precision", "recall"}`` as fractions in [0, 1] (NaN without evaluated users), ``{"coverage",
+        "converted_coverage", "evaluated_users"}`` as ints.
+    """
+    rec = np.asarray(recommended)
+    if rec.ndim != 2:
+        raise ValueError(f"recommended must be [n_users, k], got shape {rec.shape}")
+    if not np.issubdtype(rec.dtype, np.integer):
+        raise ValueError(f"recommended must hold integer title indices, got {rec.dtype}")
+    if k is None:
+        k = rec.shape[1]
+    if not 1 <= k <= rec.shape[1]:
+        raise ValueError(f"k must be in [1, {rec.shape[1]}], got {k}")
+    rec = rec[:, :k].astype(np.int64)
+    n_users = rec.shape[0]
+    if rec.size and rec.min() < -1:
+        raise ValueError("recommended holds an index below -1")
+    present = rec >= 0
+    ordered = np.sort(rec, axis=1)
+    if np.any((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)):
+        raise ValueError("a recommended list names the same title twice")
+
+    users, items = _truth_pairs(truth, n_users)
+    if candidate_mask is not None:
+        mask = np.asarray(candidate_mask)
+        if mask.dtype != bool or mask.ndim != 1:
+            raise ValueError("candidate_mask must be a 1-d bool array")
+        if items.size and items.max() >= mask.size:
+            raise ValueError(f"truth title index out of range [0, {mask.size})")
+        if rec.size and rec.max() >= mask.size:
+            raise ValueError(f"recommended title index out of range [0, {mask.size})")
+        if np.any(present & ~mask[np.where(present, rec, 0)]):
+            raise ValueError("a recommended title is outside the candidate set")
+        inside = mask[items]
+        users, items = users[inside], items[inside]
+
+    # A (user, title) pair as one int64 key; the stride exceeds every title index on either side.
+    stride = int(max(items.max(initial=-1), rec.max(initial=-1))) + 1
+    truth_keys = np.unique(users * stride + items)
+    truth_count = np.bincount(truth_keys // stride, minlength=n_users)
+    evaluated = truth_count > 0
+    n_evaluated = int(evaluated.sum())
+
+    rec_keys = np.arange(n_users, dtype=np.int64)[:, None] * stride + rec
+    if truth_keys.size:
+        pos = np.minimum(np.searchsorted(truth_keys, rec_keys), truth_keys.size - 1)
+        # An empty slot (-1) makes a key of the previous user's row; `present` keeps it from matching.
+        hit = present & (truth_keys[pos] == rec_keys)
+    else:
+        hit = np.zeros(rec.shape, dtype=bool)
+    hits = hit.sum(axis=1)
+
+    if n_evaluated == 0:
+        precision = recall = float("nan")
+    else:
+        precision = float(np.mean(hits[evaluated] / k))
+        recall = float(np.mean(hits[evaluated] / truth_count[evaluated]))
+    listed = rec[evaluated]
+    coverage = int(np.unique(listed[listed >= 0]).size)
+    converted_coverage = int(np.unique(rec[hit]).size)  # a hit implies truth, so its user is evaluated
+    return {
+        "precision": precision,
+        "recall": recall,
+        "coverage": coverage,
+        "converted_coverage": converted_coverage,
+        "evaluated_users": n_evaluated,
+    }
+
+
+def candidate_masks(is_warm: np.ndarray, is_cold: np.ndarray, is_tv: np.ndarray) -> dict[tuple[str, str], np.ndarray]:
+    """The four evaluation segments as bool masks over title rows: ``{(candidate_set, category): mask}``.
+
+    A title neither warm nor cold (never watched up to the end of Y') is in no segment.
+    """
+    is_warm, is_cold, is_tv = (np.asarray(a, dtype=bool) for a in (is_warm, is_cold, is_tv))
+    if np.any(is_warm & is_cold):
+        raise ValueError("a title is both warm and cold")
+    return {
+        ("warm", "movie"): is_warm & ~is_tv,
+        ("warm", "tv"): is_warm & is_tv,
+        ("cold", "movie"): is_cold & ~is_tv,
+        ("cold", "tv"): is_cold & is_tv,
+    }
+
+
+def evaluate_segments(
+    recommended: Mapping[tuple[str, str], np.ndarray],
+    truth: Truth,
+    masks: Mapping[tuple[str, str], np.ndarray],
+    k: int = 6,
+) -> pd.DataFrame:
+    """Metrics of several segments as the long frame the report reads.
+
+    ``recommended[(candidate_set, category)]`` are the top-K lists ranked within that segment's candidates and
+    ``masks`` the segments' candidate masks (see :func:`candidate_masks`). Returns columns candidate_set, category,
+    metric, value, evaluated_users: one row per segment and metric. The caller adds scoring_week and variant.
+    """
+    rows = []
+    for segment, lists in recommended.items():
+        if segment not in masks:
+            raise KeyError(f"no candidate mask for segment {segment}")
+        result = evaluate_top_k(lists, truth, k, candidate_mask=masks[segment])
+        for metric in METRICS:
+            rows.append((segment[0], segment[1], metric, float(result[metric]), result["evaluated_users"]))
+    return pd.DataFrame(rows, columns=["candidate_set", "category", "metric", "value", "evaluated_users"])

@@ -1,0 +1,33 @@
+"""Test settings: the simulator's `tiny` preset in a throw-away REC_HOME, one torch thread.
+
+Dagster reads the partitions' span when the definitions are imported, so the environment is set here,
+before any test module imports them.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+TEST_HOME = Path(tempfile.mkdtemp(prefix="rec_assets_tests_"))
+os.environ["REC_HOME"] = str(TEST_HOME)
+os.environ["REC_SIM_PRESET"] = "tiny"
+os.environ["DAGSTER_HOME"] = str(TEST_HOME / "dagster_home")
+for name in ("REC_DATA_SOURCE", "REC_DATA_DIR", "REC_DUCKDB", "REC_ARTIFACTS", "REC_FIRST_WEEK"):
+    os.environ.pop(name, None)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-100k"
+
+
+@pytest.fixture(scope="session")
+def rec_home() -> Path:
+    return TEST_HOME
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    import torch
+
+    torch.set_num_threads(1)
+    yield

@@ -1,0 +1,132 @@
+"""Raw assets: bad rows are quarantined or stop ingestion, nothing stored is lost, re-runs are idempotent."""
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import AssetKey, materialize
+
+from rec_assets.defs.raw import (
+    CHECK_RAW_EVENTS_REJECTED_SHARE,
+    raw_events_meet_expectations,
+    raw_titles,
+    raw_titles_meet_expectations,
+    raw_users,
+    raw_watch_events,
+)
+from rec_assets.defs.resources import SourceResource, WarehouseResource
+
+WEEK = "2025-03-03"
+TITLES = [
+    {"title_id": 1, "title": "One", "category": "movie", "genres": ["Drama"], "subgenres": [], "actors": ["A"],
+     "directors": ["D"], "maturity_rating": "PG", "country": "US", "release_year": 2001,
+     "acquisition_date": "2024-01-01", "synopsis": "A story.", "image": None},
+    {"title_id": 2, "title": "Two", "category": "tv", "genres": ["Comedy"], "subgenres": [], "actors": [],
+     "directors": [], "maturity_rating": None, "country": None, "release_year": 2020,
+     "acquisition_date": "2024-01-01", "synopsis": None, "image": None},
+]
+GOOD_EVENTS = ["1,1,2025-03-03T10:00:00Z", "2,2,2025-03-04T10:00:00Z", "1,2,2025-03-05T10:00:00Z"]
+
+
+def write_source(directory: Path, event_lines: list[str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "titles.jsonl").write_text("".join(json.dumps(t) + "\n" for t in TITLES))
+    (directory / "users.csv").write_text("user_id,country\n1,US\n2,FR\n")
+    (directory / "events.csv").write_text("user_id,title_id,timestamp\n" + "".join(f"{line}\n" for line in event_lines))
+    return directory
+
+
+def ingest(source_dir: Path, db: Path, bad_rows: str = "quarantine", max_share: float = 0.01):
+    resources = {
+        "source": SourceResource(kind="canonical", data_dir=str(source_dir), bad_rows=bad_rows,
+                                 max_rejected_share=max_share),
+        "warehouse_db": WarehouseResource(database=str(db)),
+    }
+    return materialize([raw_titles, raw_users, raw_watch_events], resources=resources, partition_key=WEEK,
+                       raise_on_error=False)
+
+
+def stored_events(db: Path) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute("SELECT user_id, title_id, ts::VARCHAR FROM raw_watch_events ORDER BY ALL").fetchall()
+
+
+def test_clean_events_are_stored_with_their_event_week(tmp_path):
+    db = tmp_path / "w.duckdb"
+    result = ingest(write_source(tmp_path / "src", GOOD_EVENTS), db)
+    assert result.success
+    assert len(stored_events(db)) == 3
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert conn.execute("SELECT DISTINCT event_week::VARCHAR FROM raw_watch_events").fetchall() == [(WEEK,)]
+
+
+def test_bad_rows_are_quarantined_with_file_line_and_reason(tmp_path):
+    db = tmp_path / "w.duckdb"
+    lines = GOOD_EVENTS + ["x,1,2025-03-03T11:00:00Z", "1,99,2025-03-03T12:00:00Z", "1,1,2025-03-03T10:00:00Z"]
+    result = ingest(write_source(tmp_path / "src", lines), db, max_share=0.9)
+    assert result.success
+    with duckdb.connect(str(db), read_only=True) as conn:
+        rejected = conn.execute("SELECT source_file, line, reason FROM rejected_rows ORDER BY line").fetchall()
+    assert rejected == [("events.csv", 5, "bad_user_id"), ("events.csv", 6, "unknown_title"),
+                        ("events.csv", 7, "duplicate")]
+    assert len(stored_events(db)) == 3
+
+
+def test_more_than_the_allowed_share_of_rejected_rows_blocks_the_graph(tmp_path):
+    lines = GOOD_EVENTS + ["1,1,not-a-time"]
+    result = ingest(write_source(tmp_path / "src", lines), tmp_path / "w.duckdb", max_share=0.01)
+    assert not result.success
+    evaluation = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_RAW_EVENTS_REJECTED_SHARE]
+    assert len(evaluation) == 1 and not evaluation[0].passed
+    assert "1 of 4 source event rows rejected (25.00%)" in evaluation[0].description
+
+
+def test_fail_mode_names_the_file_line_and_reason_and_keeps_what_was_stored(tmp_path):
+    db = tmp_path / "w.duckdb"
+    assert ingest(write_source(tmp_path / "src", GOOD_EVENTS), db).success
+    before = stored_events(db)
+    write_source(tmp_path / "src", GOOD_EVENTS[:1] + ["1,2,2025-13-45T00:00:00Z"])
+    result = ingest(tmp_path / "src", db, bad_rows="fail")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    error = failure.step_failure_data.error
+    cause = error.cause.message if error.cause else error.message
+    assert "events.csv line 3: timestamp '2025-13-45T00:00:00Z' does not parse" in cause
+    assert stored_events(db) == before
+
+
+def test_reingesting_a_week_is_idempotent(tmp_path):
+    db = tmp_path / "w.duckdb"
+    source = write_source(tmp_path / "src", GOOD_EVENTS)
+    ingest(source, db)
+    first = stored_events(db)
+    ingest(source, db)
+    assert stored_events(db) == first
+
+
+def test_event_expectations_fail_on_events_of_unknown_titles(tmp_path):
+    from rec_assets.quality.expectations import events_expectations, run_suite
+    import pandas as pd
+
+    events = pd.DataFrame({"user_id": [1, 1, None], "title_id": [1, 5, 1],
+                           "ts": pd.to_datetime(["2025-03-03", "2025-03-03", "2025-03-04"])})
+    outcome = run_suite("events", events, events_expectations([1, 2], None, pd.Timestamp("2026-01-01").to_pydatetime()))
+    assert not outcome.success
+    described = outcome.describe()
+    assert "expect_column_values_to_be_in_set(title_id): 1 of 3 rows" in described
+    assert "expect_column_values_to_not_be_null(user_id): 1 of 3 rows" in described
+
+
+def test_title_expectations_fail_on_duplicate_ids_bad_categories_and_years():
+    from datetime import datetime
+
+    import pandas as pd
+
+    from rec_assets.quality.expectations import run_suite, titles_expectations
+
+    titles = pd.DataFrame({"title_id": [1, 1, 2], "category": ["movie", "film", "tv"], "release_year": [1999, 1700, 2000]})
+    outcome = run_suite("titles", titles, titles_expectations(datetime(2026, 1, 1)))
+    failed = {f.expectation: f.unexpected_count for f in outcome.failures}
+    assert failed == {"expect_column_values_to_be_unique": 2, "expect_column_values_to_be_in_set": 1,
+                      "expect_column_values_to_be_between": 1}
