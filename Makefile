@@ -17,10 +17,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# LightFM 1.17 has no wheel for this Python: it builds against the venv's numpy and scipy.
+PEERS_STAMP := $(VENV)/.peers_installed
+$(PEERS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check setuptools wheel numpy scipy
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-build-isolation 'lightfm==1.17'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[peers]'
+	touch $(PEERS_STAMP)
+
 run: $(STAMP)
 	$(PY) -m rec_assets.cli run
 
-test: $(STAMP)
+test: $(PEERS_STAMP)
 	$(PY) -m pytest -q
 
 ui: $(STAMP)
@@ -28,6 +36,9 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m rec_assets.bench.run_all
+
+compare: $(PEERS_STAMP)
+	$(PY) -m rec_assets.bench.compare --out results $(COMPARE_ARGS)
 
 reset:
 	rm -rf $(REC_HOME)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 from dagster import ConfigurableResource, EnvVar
@@ -32,17 +32,21 @@ def rec_home() -> Path:
     return Path(os.environ.get("REC_HOME") or DEFAULT_HOME).resolve()
 
 
+SOURCE_KINDS = ("simulator", "movielens", "canonical")
+BAD_ROW_MODES = ("quarantine", "fail")
+
+
 class SourceResource(ConfigurableResource):
     """Where raw titles, users and watch events come from, and what to do with bad rows."""
 
-    kind: Literal["simulator", "movielens", "canonical"] = Field(
+    kind: str = Field(
         default="simulator", description="REC_DATA_SOURCE: simulator (embedded, default), movielens or canonical."
     )
     data_dir: str = Field(default="", description="REC_DATA_DIR: the directory of a movielens or canonical source.")
     simulator_preset: str = Field(default="default", description="REC_SIM_PRESET: tiny, default or large.")
     simulator_seed: int = Field(default=0, description="REC_SIM_SEED: the simulator's seed.")
     home: str = Field(default="", description="REC_HOME: where generated sources are cached.")
-    bad_rows: Literal["quarantine", "fail"] = Field(
+    bad_rows: str = Field(
         default="quarantine", description="REC_BAD_ROWS: quarantine bad rows into rejected_rows, or fail."
     )
     max_rejected_share: float = Field(
@@ -54,6 +58,10 @@ class SourceResource(ConfigurableResource):
 
     def open(self):
         """The source object (pure code) this configuration names; generates the simulator's data once."""
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"REC_DATA_SOURCE={self.kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+        if self.bad_rows not in BAD_ROW_MODES:
+            raise ValueError(f"REC_BAD_ROWS={self.bad_rows!r} is not one of {', '.join(BAD_ROW_MODES)}")
         if self.kind == "simulator":
             config = config_for(self.simulator_preset, self.simulator_seed)
             source = CanonicalSource(ensure_generated(config, self.home_path() / "sources"))

@@ -1,0 +1,288 @@
+"""The one training loop: positives from window Y, negatives sampled uniformly from unwatched titles, BCE on u . i.
+
+An "example" is one scored (user, title) pair: a positive or one of its negatives. A batch is `batch_size`
+positives, each with `negative_rate` negatives; the user embedding is computed once per positive and the item
+tower runs only over the distinct titles of the batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rec_assets.model.data import (
+    Interactions, ItemFeatures, ItemTensors, UserData, UserTensors, contains, item_tensors, sample_negatives,
+    sorted_unique, user_tensors, watched_keys,
+)
+from rec_assets.model.towers import TwoTowerModel
+from rec_assets.model.variants import build_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    negative_rate: int = 20  # negatives per positive, 1..30 (paper: stable above 20)
+    learning_rate: float = 1e-3
+    batch_size: int = 256  # positives per batch; a batch scores batch_size * (1 + negative_rate) pairs
+    epochs: int = 10
+    validation_share: float = 0.1  # share of users held out for the validation loss / early stopping
+    patience: int = 2  # epochs without a validation improvement before stopping
+    min_improvement: float = 0.0
+    seed: int = 0
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    # "id_known": negatives only among titles with an event in the training period; "all": every title row.
+    # The default keeps titles without any event (the scoring week's cold titles, if the features list them)
+    # from being trained as negatives only, which would teach the metadata tower to bury them.
+    negative_pool: str = "id_known"
+    # optional linear learning-rate warmup over the first optimizer steps. Off by default: on the simulator's
+    # default preset (~100 steps in all) it removed the first-epoch loss bump but ended no better, often worse
+    warmup_steps: int = 0
+    max_grad_norm: float | None = None  # clip the global gradient norm (None: no clipping)
+    progress_every_s: float = 5.0
+    sample_chunk_batches: int = 64  # negatives are drawn for this many batches at a time
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.negative_rate <= 30:
+            raise ValueError(f"negative_rate must be in 1..30, got {self.negative_rate}")
+        if not 0.0 <= self.validation_share < 1.0:
+            raise ValueError(f"validation_share must be in [0, 1), got {self.validation_share}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.negative_pool not in ("id_known", "all"):
+            raise ValueError(f"negative_pool must be 'id_known' or 'all', got {self.negative_pool!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: TwoTowerModel  # the weights of the best validation epoch, on the CPU
+    train_loss: list[float]  # per epoch, mean over its examples
+    val_loss: list[float]  # per epoch (empty without a validation share)
+    initial_val_loss: float  # before the first step (nan without validation)
+    best_val_loss: float
+    best_epoch: int  # 0-based
+    epochs_run: int
+    examples_seen: int
+    wall_seconds: float  # everything, validation included
+    examples_per_second: float  # training examples / (batch assembly + forward/backward/step)
+    parameter_count: int
+    compute_seconds: float  # forward, backward, optimizer step
+    assembly_seconds: float  # negative sampling, gathering, transfers
+    device: str
+    history: list[dict] = field(default_factory=list)  # every on_progress record
+
+    @property
+    def compute_share(self) -> float:
+        return self.compute_seconds / max(self.compute_seconds + self.assembly_seconds, 1e-12)
+
+    @property
+    def assembly_share(self) -> float:
+        return 1.0 - self.compute_share
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA device")
+    return torch.device(name)
+
+
+@dataclass
+class Batch:
+    users: UserTensors  # [P]
+    items: ItemTensors  # [U] distinct titles of the batch
+    item_index: torch.Tensor  # [P, 1 + rate] position in `items`; column 0 is the positive
+    n_examples: int
+
+
+def assemble_batch(users: UserTensors, items: ItemTensors, user_rows: torch.Tensor, title_rows: torch.Tensor,
+                   negatives: torch.Tensor) -> Batch:
+    """The tower inputs for positives (user_rows, title_rows) and their negatives [P, rate]."""
+    candidates = torch.cat([title_rows.unsqueeze(1), negatives], dim=1)
+    distinct, item_index = torch.unique(candidates, return_inverse=True)
+    return Batch(users.take(user_rows), items.take(distinct), item_index, candidates.numel())
+
+
+def batch_loss(model: TwoTowerModel, batch: Batch) -> torch.Tensor:
+    """Mean binary cross-entropy of sigmoid(u . i): label 1 in column 0, 0 elsewhere."""
+    u = model.user_tower(batch.users)  # [P, D]
+    v = model.item_tower(batch.items)  # [U, D]
+    # index_select, not v[item_index]: its backward is an index_add, several times faster on the CPU than the
+    # accumulating index_put that advanced indexing backpropagates through
+    candidates = v.index_select(0, batch.item_index.reshape(-1)).view(*batch.item_index.shape, -1)
+    logits = torch.einsum("pd,pkd->pk", u, candidates)
+    labels = torch.zeros_like(logits)
+    labels[:, 0] = 1.0
+    return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+def train_variant(variant: str, items: ItemFeatures, users: UserData, positives: Interactions,
+                  config: TrainConfig = TrainConfig(), on_progress: Callable[[dict], None] | None = None,
+                  **model_overrides) -> TrainResult:
+    """Build `variant` (initialised from config.seed) and train it."""
+    model = build_model(variant, items, users, seed=config.seed, **model_overrides)
+    return train(model, items, users, positives, config, on_progress)
+
+
+def train(model: TwoTowerModel, items: ItemFeatures, users: UserData, positives: Interactions,
+          config: TrainConfig = TrainConfig(), on_progress: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train `model` (built by variants.build_model on these items/users) on history `users` -> `positives`.
+    The model is trained in place and returned in the result, best validation epoch restored, on the CPU.
+
+    Deterministic on the CPU for a fixed config.seed: all randomness (validation split, batch order, negatives)
+    comes from one numpy SeedSequence, and the batch order is fixed."""
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    positives.validate(users.n_users, items.n_titles)
+    if model.config.n_id_titles != int(items.id_known.sum()) or model.config.n_id_users != users.n_users:
+        raise ValueError("the model's ID vocabularies were not built from these items/users (use build_model)")
+    if len(positives) == 0:
+        raise ValueError("no positives to train on")
+    split_seed, val_seed, epoch_seed = np.random.SeedSequence(config.seed).spawn(3)
+    rate = config.negative_rate
+
+    # everything the loop indexes is built once, on the device
+    model = model.to(device)
+    title_vocab, user_vocab = model.title_vocab.cpu().numpy(), model.user_vocab.cpu().numpy()
+    item_inputs = item_tensors(items, title_vocab, device)
+    user_inputs = user_tensors(users, items, title_vocab, user_vocab, model.config.history_len, device=device)
+    watched = watched_keys(users, positives, items.n_titles)
+    pool = np.flatnonzero(items.id_known) if config.negative_pool == "id_known" else np.arange(items.n_titles)
+
+    # hold out whole users, so the validation loss measures users the model did not fit
+    users_with_positives = sorted_unique(positives.user_rows)
+    held_out = np.random.default_rng(split_seed).permutation(users_with_positives)
+    held_out = held_out[: int(round(config.validation_share * len(users_with_positives)))]
+    is_val = contains(np.sort(held_out), positives.user_rows)
+    train_users, train_titles = positives.user_rows[~is_val], positives.title_rows[~is_val]
+    val_users, val_titles = positives.user_rows[is_val], positives.title_rows[is_val]
+    if len(train_users) == 0:
+        raise ValueError("validation_share leaves no training positives")
+    # validation negatives are drawn once, so epochs are compared on the same pairs
+    val_negatives = sample_negatives(np.random.default_rng(val_seed), val_users, rate, pool, watched, items.n_titles)
+    val_tensors = [torch.from_numpy(a).to(device) for a in (val_users, val_titles, val_negatives)]
+
+    def validation_loss() -> float:
+        if len(val_users) == 0:
+            return float("nan")
+        model.eval()
+        total = 0.0
+        with torch.no_grad():
+            for start in range(0, len(val_users), config.batch_size * 4):
+                part = slice(start, start + config.batch_size * 4)
+                batch = assemble_batch(user_inputs, item_inputs, *(t[part] for t in val_tensors))
+                total += float(batch_loss(model, batch)) * batch.n_examples
+        model.train()
+        return total / (len(val_users) * (1 + rate))
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    steps_taken = 0
+    rng = np.random.default_rng(epoch_seed)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    history: list[dict] = []
+
+    def report(record: dict) -> None:
+        history.append(record)
+        if on_progress is not None:
+            on_progress(record)
+
+    initial_val = validation_loss()
+    best_val, best_epoch, best_state = float("inf"), -1, None
+    train_losses, val_losses = [], []
+    examples_seen, compute_s, assembly_s = 0, 0.0, 0.0
+    chunk = config.batch_size * config.sample_chunk_batches
+    n_batches = -(-len(train_users) // config.batch_size)
+    epochs_run, epochs_without_gain = 0, 0
+    for epoch in range(config.epochs):
+        epoch_loss = torch.zeros((), device=device)
+        epoch_examples, step, last_report = 0, 0, time.perf_counter()
+        order = rng.permutation(len(train_users))
+        for chunk_start in range(0, len(order), chunk):
+            t0 = time.perf_counter()
+            picked = order[chunk_start: chunk_start + chunk]
+            negatives = sample_negatives(rng, train_users[picked], rate, pool, watched, items.n_titles)
+            chunk_users = torch.from_numpy(train_users[picked]).to(device)
+            chunk_titles = torch.from_numpy(train_titles[picked]).to(device)
+            chunk_negatives = torch.from_numpy(negatives).to(device)
+            assembly_s += time.perf_counter() - t0
+            for start in range(0, len(picked), config.batch_size):
+                t0 = time.perf_counter()
+                part = slice(start, start + config.batch_size)
+                batch = assemble_batch(user_inputs, item_inputs, chunk_users[part], chunk_titles[part],
+                                       chunk_negatives[part])
+                sync()
+                t1 = time.perf_counter()
+                loss = batch_loss(model, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                if steps_taken < config.warmup_steps:
+                    for group in optimizer.param_groups:
+                        group["lr"] = config.learning_rate * (steps_taken + 1) / (config.warmup_steps + 1)
+                elif steps_taken == config.warmup_steps:
+                    for group in optimizer.param_groups:
+                        group["lr"] = config.learning_rate
+                optimizer.step()
+                steps_taken += 1
+                epoch_loss += loss.detach() * batch.n_examples
+                sync()
+                t2 = time.perf_counter()
+                assembly_s += t1 - t0
+                compute_s += t2 - t1
+                epoch_examples += batch.n_examples
+                examples_seen += batch.n_examples
+                step += 1
+                if t2 - last_report >= config.progress_every_s:
+                    last_report = t2
+                    report({"event": "progress", "epoch": epoch, "step": step, "steps_per_epoch": n_batches,
+                            "train_loss": float(epoch_loss) / epoch_examples, "val_loss": None,
+                            "examples_per_second": examples_seen / max(compute_s + assembly_s, 1e-12)})
+        epochs_run += 1
+        train_losses.append(float(epoch_loss) / epoch_examples)
+        val = validation_loss()
+        if len(val_users):
+            val_losses.append(val)
+        # without validation users the last epoch counts as the best
+        score = val if len(val_users) else -epoch
+        if score < best_val - config.min_improvement:
+            best_val, best_epoch, epochs_without_gain = score, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            epochs_without_gain += 1
+        report({"event": "epoch", "epoch": epoch, "step": step, "steps_per_epoch": n_batches,
+                "train_loss": train_losses[-1], "val_loss": val if len(val_users) else None,
+                "examples_per_second": examples_seen / max(compute_s + assembly_s, 1e-12)})
+        if len(val_users) and epochs_without_gain >= config.patience:
+            break
+
+    model.load_state_dict(best_state)
+    model = model.cpu().eval()
+    return TrainResult(
+        model=model,
+        train_loss=train_losses,
+        val_loss=val_losses,
+        initial_val_loss=initial_val,
+        best_val_loss=best_val if len(val_users) else float("nan"),
+        best_epoch=best_epoch,
+        epochs_run=epochs_run,
+        examples_seen=examples_seen,
+        wall_seconds=time.perf_counter() - started,
+        examples_per_second=examples_seen / max(compute_s + assembly_s, 1e-12),
+        parameter_count=model.parameter_count(),
+        compute_seconds=compute_s,
+        assembly_seconds=assembly_s,
+        device=str(device),
+        history=history,
+    )
+
