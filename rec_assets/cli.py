@@ -113,9 +113,14 @@ def print_failure(result) -> None:
 
 
 def ui(args: argparse.Namespace) -> int:
+    """``dg dev`` from the project root (its ``[tool.dg]`` section names the code location): the webserver, the
+    daemon (run queue, backfills, schedules) and a code server, on the instance of ``$DAGSTER_HOME``."""
     home = prepare_dagster_home()
     print(f"Dagster UI on http://{args.host}:{args.port} (instance {home}); Ctrl-C stops it.", flush=True)
     dg = Path(sys.executable).with_name("dg")
+    os.chdir(PROJECT_ROOT)
+    # dg compares the active virtual environment with the project's; this interpreter's is the project's.
+    os.environ["VIRTUAL_ENV"] = sys.prefix
     os.execv(str(dg), [str(dg), "dev", "--host", args.host, "--port", str(args.port)])
 
 

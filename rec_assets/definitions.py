@@ -2,7 +2,7 @@
 
 from dagster import Definitions, FilesystemIOManager, load_asset_checks_from_modules
 
-from rec_assets.defs import evaluation, features, jobs, raw, split, towers
+from rec_assets.defs import evaluation, features, jobs, raw, schedules, split, towers
 from rec_assets.defs.resources import (
     ArtifactsResource,
     WarehouseResource,
@@ -24,6 +24,7 @@ def build_definitions() -> Definitions:
         ],
         asset_checks=load_asset_checks_from_modules([raw]),
         jobs=[jobs.ingest_history_job, jobs.scoring_week_job, jobs.summaries_job],
+        schedules=[schedules.weekly_refresh_schedule],
         resources={
             "source": source_resource(),
             "windows": windows_resource(),
@@ -31,6 +32,7 @@ def build_definitions() -> Definitions:
             "artifacts": ArtifactsResource(root=env_or_default("REC_ARTIFACTS", "")),
             "features": features.FeaturesResource(
                 cover_art_weights=env_or_default("REC_COVER_WEIGHTS", "auto"),
+                cover_art_resolution=env_or_default("REC_COVER_RESOLUTION", 0),
                 synopsis_pretrained_path=env_or_default("REC_WORD_VECTORS", ""),
             ),
             "training": towers.TrainingResource(

@@ -48,6 +48,9 @@ class FeaturesResource(ConfigurableResource):
     synopsis_pretrained_path: str = Field(default="", description="REC_WORD_VECTORS: pretrained vectors instead.")
     synopsis_pretrained_format: str = Field(default="word2vec_text", description="word2vec_text, word2vec_binary or glove.")
     cover_art_weights: str = Field(default="auto", description="REC_COVER_WEIGHTS: auto, imagenet, random or a path.")
+    cover_art_resolution: int = Field(
+        default=0, description="REC_COVER_RESOLUTION: crop size; 0 = the weights' own (224 for ImageNet, 128 for random)."
+    )
     cover_art_batch_size: int = Field(default=32)
     cover_art_workers: int = Field(default=1, description="Image decoding processes beside the network.")
     max_missing_share: float = Field(default=0.10, description="Warn above this share of zero (missing) vectors.")
@@ -71,6 +74,7 @@ class FeaturesResource(ConfigurableResource):
     def cover_art(self) -> CoverArtConfig:
         return CoverArtConfig(
             weights=self.cover_art_weights,
+            resolution=self.cover_art_resolution or None,
             seed=self.seed,
             batch_size=self.cover_art_batch_size,
             num_workers=self.cover_art_workers,
@@ -276,8 +280,8 @@ def title_cover_art_embeddings(
         path,
         arrays={"title_ids": result.title_ids, "embeddings": result.embeddings, "missing": result.missing},
         frames={"failures": result.failures.astype({"image": "string"})},
-        meta={"scoring_week": week, "weights_used": result.weights_used, "n_computed": result.n_computed,
-              "n_cached": result.n_cached},
+        meta={"scoring_week": week, "weights_used": result.weights_used,
+              "resolution": int(result.stats.get("resolution", 0))},
     )
     ref = ArtifactRef(str(path), content_hash, "cover_art", week, {"weights_used": result.weights_used})
     failures = result.failures.head(20)
@@ -289,6 +293,7 @@ def title_cover_art_embeddings(
             "content_hash": content_hash,
             "titles": len(titles),
             "weights_used": result.weights_used,
+            "resolution": int(result.stats.get("resolution", 0)),
             "images_computed": result.n_computed,
             "images_from_cache": result.n_cached,
             "missing": int(result.missing.sum()),

@@ -60,7 +60,7 @@ def subset_users(users: UserData, rows: np.ndarray) -> UserData:
                     items.astype(np.int64))
 
 
-def _remap_truth(truth: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def remap_truth(truth: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     position = np.full(int(rows.max()) + 1 if len(rows) else 0, -1, dtype=np.int64)
     position[rows] = np.arange(len(rows))
     return position[truth[0]], truth[1]
@@ -97,7 +97,7 @@ def evaluate_week(
     rows = np.unique(truth_all[0])
     users = subset_users(data.users, rows)
     exclusion = history_exclusion(users)
-    truth = _remap_truth(truth_all, rows)
+    truth = remap_truth(truth_all, rows)
     result = WeekEvaluation(metrics=pd.DataFrame())
     frames = []
     for variant, path in checkpoints.items():

@@ -75,6 +75,10 @@ ProgressCallback = Callable[[int, int, float], None]
 class CoverArtConfig:
     weights: str = "auto"  # "auto" | "imagenet" | "random" | path to a state dict
     seed: int = 0  # for random weights
+    # Centre-crop size fed to the network. None: ImageNet weights (and a state dict, assumed ImageNet-trained) use
+    # their own preprocessing (resize 256, crop 224); random weights have no preprocessing of their own and use
+    # RANDOM_WEIGHTS_RESOLUTION, which keeps the cover's layout at about a third of the compute.
+    resolution: int | None = None
     batch_size: int = 32
     num_workers: int = 2  # decoding processes; 0 decodes in the calling process
     multiprocessing_context: str | None = None  # e.g. "forkserver" where forking a threaded process is unsafe
@@ -178,9 +182,28 @@ def load_backbone(weights: str = "auto", seed: int = 0) -> Backbone:
     return Backbone(backbone.model, backbone.weights_used, tag)
 
 
-def preprocess() -> Callable[[Image.Image], torch.Tensor]:
-    """The ImageNet weights' own preprocessing, used for every weights choice."""
-    return IMAGENET_WEIGHTS.transforms()
+RANDOM_WEIGHTS_RESOLUTION = 128
+
+
+def resolution_for(config: CoverArtConfig, backbone: Backbone) -> int:
+    if config.resolution is not None:
+        return int(config.resolution)
+    return RANDOM_WEIGHTS_RESOLUTION if backbone.weights_used.startswith("random") else 224
+
+
+def preprocess(resolution: int = 224) -> Callable[[Image.Image], torch.Tensor]:
+    """The ImageNet weights' own preprocessing (resize 256, centre crop 224, ImageNet normalisation), scaled to
+    ``resolution`` when another crop size is asked for."""
+    if resolution == 224:
+        return IMAGENET_WEIGHTS.transforms()
+    from torchvision import transforms
+
+    return transforms.Compose([
+        transforms.Resize(round(resolution * 256 / 224)),
+        transforms.CenterCrop(resolution),
+        transforms.ToTensor(),
+        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+    ])
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -190,16 +213,17 @@ def preprocess() -> Callable[[Image.Image], torch.Tensor]:
 class _ImageDataset(Dataset):
     """Items ``(path, expected sha256)``; yields ``(position, tensor, failure reason or "")`` and never raises."""
 
-    def __init__(self, items: list[tuple[str, str]]):
+    def __init__(self, items: list[tuple[str, str]], resolution: int = 224):
         self.items = items
-        self.transform = preprocess()
+        self.transform = preprocess(resolution)
+        self.resolution = resolution
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, position: int) -> tuple[int, torch.Tensor, str]:
         path, expected = self.items[position]
-        blank = torch.zeros(3, 224, 224)
+        blank = torch.zeros(3, self.resolution, self.resolution)
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
@@ -302,7 +326,9 @@ def embed_cover_art(
     hashed_at = time.perf_counter()
 
     # 2. Serve what the cache has; queue each other distinct image once, in first-appearance order.
-    cache_root = Path(cache_dir) / backbone.cache_tag if cache_dir is not None else None
+    resolution = resolution_for(config, backbone)
+    cache_tag = f"{backbone.cache_tag}-r{resolution}"
+    cache_root = Path(cache_dir) / cache_tag if cache_dir is not None else None
     vectors: dict[str, np.ndarray] = {}
     failed: dict[str, str] = {}
     to_compute: list[tuple[str, str]] = []
@@ -328,7 +354,7 @@ def embed_cover_art(
         n_batches = math.ceil(total / config.batch_size)
         workers = min(config.num_workers, n_batches)
         loader = DataLoader(
-            _ImageDataset(to_compute),
+            _ImageDataset(to_compute, resolution),
             batch_size=config.batch_size,
             shuffle=False,
             num_workers=workers,
@@ -394,7 +420,8 @@ def embed_cover_art(
         "total_seconds": round(elapsed, 3),
         "images_per_second": round(n_computed / compute_s, 2) if compute_s > 0 else None,
         "weights_used": backbone.weights_used,
-        "cache_tag": backbone.cache_tag,
+        "cache_tag": cache_tag,
+        "resolution": resolution,
         "batch_size": config.batch_size,
         "num_workers": config.num_workers,
         "torch_threads": torch.get_num_threads(),
@@ -405,7 +432,7 @@ def embed_cover_art(
         missing=missing,
         failures=failures,
         weights_used=backbone.weights_used,
-        cache_tag=backbone.cache_tag,
+        cache_tag=cache_tag,
         n_computed=n_computed,
         n_cached=n_cached,
         stats=stats,

@@ -46,7 +46,7 @@ import torch
 
 from rec_assets.datasets import WeekData
 from rec_assets.evaluation.metrics import METRICS, candidate_masks, evaluate_segments
-from rec_assets.evaluation.week import _remap_truth, history_exclusion, new_watch_truth, rank_segments, subset_users
+from rec_assets.evaluation.week import remap_truth, history_exclusion, new_watch_truth, rank_segments, subset_users
 from rec_assets.model.data import Interactions, ItemFeatures, UserData
 
 __all__ = [
@@ -469,7 +469,7 @@ def evaluation_context(data: WeekData, masks: Mapping[tuple[str, str], np.ndarra
     rows = np.unique(truth_all[0])
     users = subset_users(data.users, rows)
     return EvaluationContext(rows=rows, users=users, exclusion=history_exclusion(users),
-                             truth=_remap_truth(truth_all, rows), masks=dict(masks if masks is not None
+                             truth=remap_truth(truth_all, rows), masks=dict(masks if masks is not None
                                                                              else week_masks(data)),
                              n_titles=data.items.n_titles)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -135,7 +136,17 @@ def test_weights_choice_is_explicit(tmp_path, monkeypatch, caplog, jpegs, backbo
     assert from_file.weights_used.startswith(f"file:{path} (sha256=")
     assert from_file.cache_tag != backbone.cache_tag
     images = titles_for(jpegs[:1])
+    same_crop = dataclasses.replace(RANDOM, resolution=224)  # random weights otherwise use a smaller crop
     np.testing.assert_array_equal(
-        embed_cover_art(images, RANDOM, backbone=from_file).embeddings,
-        embed_cover_art(images, RANDOM, backbone=backbone).embeddings,
+        embed_cover_art(images, same_crop, backbone=from_file).embeddings,
+        embed_cover_art(images, same_crop, backbone=backbone).embeddings,
     )
+
+
+def test_random_weights_embed_at_their_own_smaller_crop_and_cache_it_apart(tmp_path, jpegs):
+    images = titles_for(jpegs[:2])
+    small = embed_cover_art(images, RANDOM, cache_dir=tmp_path)
+    full = embed_cover_art(images, dataclasses.replace(RANDOM, resolution=224), cache_dir=tmp_path)
+    assert small.stats["resolution"] == 128 and full.stats["resolution"] == 224
+    assert small.cache_tag != full.cache_tag and full.n_computed == 2
+    assert not np.allclose(small.embeddings, full.embeddings)
