@@ -124,6 +124,18 @@ def ui(args: argparse.Namespace) -> int:
     os.execv(str(dg), [str(dg), "dev", "--host", args.host, "--port", str(args.port)])
 
 
+def audit(args: argparse.Namespace) -> int:
+    prepare_dagster_home()
+    from dagster import DagsterInstance
+
+    from rec_assets.definitions import defs
+    from rec_assets.defs.audit import audit_recommendation
+
+    trail = audit_recommendation(DagsterInstance.get(), defs.resources["warehouse_db"], args.week, args.user)
+    print("\n".join(trail.lines()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rec_assets")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     ui_parser.add_argument("--host", default="127.0.0.1")
     ui_parser.add_argument("--port", type=int, default=3000)
     ui_parser.set_defaults(handler=ui)
+    audit_parser = commands.add_parser("audit", help="trace a user's recommendations back to checkpoint, run and data")
+    audit_parser.add_argument("--week", required=True, help="scoring week (Monday, YYYY-MM-DD)")
+    audit_parser.add_argument("--user", required=True, type=int, help="user id")
+    audit_parser.set_defaults(handler=audit)
     args = parser.parse_args(argv)
     return args.handler(args)
 

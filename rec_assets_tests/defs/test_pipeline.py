@@ -101,3 +101,18 @@ def test_a_recommendation_traces_back_to_its_checkpoint_run_and_inputs(warehouse
         kind = {"title_categorical_features": "categorical", "title_synopsis_embeddings": "synopsis",
                 "title_cover_art_embeddings": "cover_art"}[feature]
         assert feature_record.asset_materialization.metadata["content_hash"].value == inputs[kind]
+
+
+def test_the_audit_walks_from_a_recommendation_to_checkpoint_features_and_windows(warehouse, instance):
+    from rec_assets.defs.audit import audit_recommendation
+
+    user = warehouse.execute("SELECT min(user_id) FROM weekly_recommendations WHERE scoring_week = $w",
+                             {"w": WEEK}).fetchone()[0]
+    trail = audit_recommendation(instance, defs.resources["warehouse_db"], WEEK, user)
+    assert {r["list"] for r in trail.recommendations} == {"all", "new_this_week"}
+    assert set(trail.checkpoints) == {"attention_id", "attention_no_id"}
+    assert all(info["matches"] for info in trail.checkpoints.values())
+    assert set(trail.features) == {"categorical", "synopsis", "cover_art"}
+    assert [w["window_name"] for w in trail.windows] == ["X", "X_prime", "Y", "Y_prime"]
+    text = "\n".join(trail.lines())
+    assert f"user {user}" in text and "tower_checkpoint_attention_id" in text
