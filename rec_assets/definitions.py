@@ -2,13 +2,13 @@
 
 from dagster import Definitions, FilesystemIOManager, load_asset_checks_from_modules
 
-from rec_assets.defs import evaluation, features, jobs, raw, schedules, split, towers
+from rec_assets.defs import distributed, evaluation, features, jobs, raw, schedules, split, towers
 from rec_assets.defs.resources import (
     ArtifactsResource,
-    WarehouseResource,
     env_or_default,
     rec_home,
     source_resource,
+    warehouse_resource,
     windows_resource,
 )
 
@@ -21,6 +21,7 @@ def build_definitions() -> Definitions:
             *features.feature_assets,
             *towers.tower_assets,
             *evaluation.evaluation_assets,
+            *distributed.distributed_tower_assets,
         ],
         asset_checks=load_asset_checks_from_modules([raw]),
         jobs=[jobs.ingest_history_job, jobs.scoring_week_job, jobs.summaries_job],
@@ -28,7 +29,7 @@ def build_definitions() -> Definitions:
         resources={
             "source": source_resource(),
             "windows": windows_resource(),
-            "warehouse_db": WarehouseResource(database=env_or_default("REC_DUCKDB", "")),
+            "warehouse_db": warehouse_resource(),
             "artifacts": ArtifactsResource(root=env_or_default("REC_ARTIFACTS", "")),
             "features": features.FeaturesResource(
                 cover_art_weights=env_or_default("REC_COVER_WEIGHTS", "auto"),
@@ -41,6 +42,7 @@ def build_definitions() -> Definitions:
                 device=env_or_default("REC_DEVICE", "cpu"),
             ),
             "evaluation": evaluation.EvaluationResource(top_k=env_or_default("REC_TOP_K", 6)),
+            **distributed.distributed_resources(),
             # Small references (artifact paths and hashes) passed between assets, one file per partition.
             "io_manager": FilesystemIOManager(base_dir=str(rec_home() / "artifacts" / "refs")),
         },

@@ -17,6 +17,7 @@ SUMMARIES_JOB = "summarize_weeks"
 
 RAW_ASSETS = AssetSelection.groups(RAW_GROUP)
 SUMMARY_ASSETS = AssetSelection.assets("evaluation_summary")
+OPT_IN_ASSETS = AssetSelection.groups("distributed_training")
 
 ingest_history_job = define_asset_job(
     INGEST_JOB,
@@ -27,7 +28,7 @@ ingest_history_job = define_asset_job(
 
 scoring_week_job = define_asset_job(
     SCORING_WEEK_JOB,
-    selection=AssetSelection.all() - RAW_ASSETS - SUMMARY_ASSETS,
+    selection=AssetSelection.all() - RAW_ASSETS - SUMMARY_ASSETS - OPT_IN_ASSETS,
     description="Split, features, towers, evaluation and recommendations of one scoring week.",
 )
 

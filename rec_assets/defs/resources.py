@@ -20,6 +20,7 @@ from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from rec_assets.sources.canonical import CanonicalSource
+from rec_assets.storage import DUCKDB_STORE, TableStore, is_duckdb_store
 from rec_assets.sources.movielens import MovieLensSource
 from rec_assets.sources.simulator import config_for, ensure_generated, simulator_span
 
@@ -92,17 +93,48 @@ class WindowsResource(ConfigurableResource):
 
 
 class WarehouseResource(ConfigurableResource):
-    """The DuckDB file. One writer at a time: connections wait for the lock instead of failing."""
+    """The tables. By default the DuckDB file, one writer at a time: connections wait for the lock instead of
+    failing. With ``REC_TABLE_STORE`` a path or ``s3://`` URI, Parquet files per partition there, read through
+    DuckDB views, so several workers share them with no lock (``rec_assets.storage``)."""
 
     database: str = Field(default="", description="REC_DUCKDB: the DuckDB file (default REC_HOME/warehouse.duckdb).")
     lock_timeout_s: float = Field(default=900.0, description="How long a connection waits for another writer.")
+    table_store: str = Field(
+        default="",
+        description="REC_TABLE_STORE: 'duckdb' (the DuckDB file, default), or a shared path or s3://bucket/prefix "
+                    "holding every table as Parquet files per partition. Empty: REC_TABLE_STORE, else duckdb.",
+    )
+
+    def store_setting(self) -> str:
+        """The field; else the DuckDB file when one is named explicitly; else REC_TABLE_STORE; else duckdb."""
+        if self.table_store:
+            return self.table_store
+        if self.database:
+            return DUCKDB_STORE
+        return os.environ.get("REC_TABLE_STORE") or DUCKDB_STORE
+
+    def parquet_store(self) -> TableStore | None:
+        """The Parquet table store, or None when the tables live in the DuckDB file."""
+        setting = self.store_setting()
+        return None if is_duckdb_store(setting) else TableStore.from_setting(setting)
+
+    def location(self) -> str:
+        """Where the tables live: the DuckDB file's path, or the table store's path or URI."""
+        store = self.parquet_store()
+        return str(self.path()) if store is None else store.location
 
     def path(self) -> Path:
         return Path(self.database).resolve() if self.database else rec_home() / "warehouse.duckdb"
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection, retried while another process holds the file's lock (backfills run in parallel)."""
+        """A connection, retried while another process holds the file's lock (backfills run in parallel).
+        On a Parquet table store: an in-memory connection with a view per table (no lock to wait for)."""
+        store = self.parquet_store()
+        if store is not None:
+            with store.connect() as conn:
+                yield conn
+            return
         path = self.path()
         path.parent.mkdir(parents=True, exist_ok=True)
         if read_only and not path.exists():
@@ -150,6 +182,14 @@ def source_resource() -> SourceResource:
         home=env_or_default("REC_HOME", ""),
         bad_rows=env_or_default("REC_BAD_ROWS", "quarantine"),
         max_rejected_share=float(os.environ.get("REC_MAX_REJECTED_SHARE", "0.01")),
+    )
+
+
+def warehouse_resource() -> WarehouseResource:
+    """The warehouse as configured: REC_DUCKDB for the DuckDB file, REC_TABLE_STORE for a Parquet table store."""
+    return WarehouseResource(
+        database=env_or_default("REC_DUCKDB", ""),
+        table_store=env_or_default("REC_TABLE_STORE", ""),
     )
 
 

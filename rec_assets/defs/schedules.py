@@ -12,6 +12,8 @@ Weeks it missed, and history, are backfills.
 
 from dagster import AssetSelection, DefaultScheduleStatus, build_schedule_from_partitioned_job, define_asset_job
 
+from rec_assets.defs.jobs import OPT_IN_ASSETS
+
 WEEKLY_JOB = "weekly_refresh"
 WEEKLY_SCHEDULE = "weekly_refresh_schedule"
 # Ticks on Monday at 02:00 UTC: two hours' grace for events of Sunday evening that arrive late.
@@ -19,7 +21,7 @@ SCHEDULE_HOUR_UTC = 2
 
 weekly_refresh_job = define_asset_job(
     WEEKLY_JOB,
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - OPT_IN_ASSETS,
     description="Catalogue snapshots, the week's events, every scoring-week asset of that week and the summary.",
 )
 

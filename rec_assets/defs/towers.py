@@ -176,8 +176,7 @@ def build_tower_asset(variant: str) -> AssetsDefinition:
                                embedding_dim=training.embedding_dim, history_len=training.history_len)
         path = artifacts.path("checkpoints", variant, f"{week}.pt")
         sha256 = save_checkpoint(path, result.model, data.items.title_ids, train_config=asdict(config),
-                                 extra={"variant": variant, "scoring_week": week,
-                                        "wall_seconds": round(result.wall_seconds, 3), "feature_hashes": {
+                                 extra={"variant": variant, "scoring_week": week, "feature_hashes": {
                                      "categorical": categorical.content_hash, "synopsis": synopsis.content_hash,
                                      "cover_art": cover_art.content_hash}})
         ref = CheckpointRef(variant, week, str(path), sha256, context.run_id)

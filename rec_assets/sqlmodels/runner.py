@@ -9,7 +9,9 @@
 - Values are bound as DuckDB named parameters (``$x_start``), never formatted into the SQL text; the
   runner binds exactly the parameters a statement uses and fails, naming them, when one is missing.
 - Materialisation replaces one partition's rows in one transaction (delete, then insert), so re-running
-  a partition is idempotent and a failure leaves the previous rows in place.
+  a partition is idempotent and a failure leaves the previous rows in place. On a connection of a Parquet
+  table store (``rec_assets.storage``) the partition is computed the same way and written as one Parquet
+  file, atomically, replacing that partition's file only.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import duckdb
 import jinja2
 import sqlglot
 from sqlglot import exp
+
+from rec_assets import storage
 
 ANALYSES_DIR = "analyses"
 TESTS_DIR = "tests"
@@ -166,6 +170,9 @@ def materialize_partition(
     rendered = model.render()
     parameters = bind(model, values)
     partition_value = values[partition_column]
+    store = storage.store_of(conn)
+    if store is not None:
+        return _materialize_to_store(conn, store, model, rendered, parameters, partition_column, partition_value)
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute("DROP TABLE IF EXISTS _model_stage")
@@ -217,3 +224,59 @@ def _ensure_table(conn: duckdb.DuckDBPyConnection, name: str, stage_columns: lis
     conn.execute(f'DROP TABLE IF EXISTS "{name}"')
     conn.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _model_stage WHERE false')
     return recreated
+
+
+def _materialize_to_store(
+    conn: duckdb.DuckDBPyConnection,
+    store: storage.TableStore,
+    model: SqlModel,
+    rendered: str,
+    parameters: dict[str, object],
+    partition_column: str,
+    partition_value: object,
+) -> MaterializeResult:
+    """The Parquet-store form of ``materialize_partition``: the same stage and checks, then the partition's file is
+    replaced whole. Changed columns retire the other partitions' files, as the DuckDB table is rebuilt."""
+    conn.execute("DROP TABLE IF EXISTS _model_stage")
+    conn.execute(f"CREATE TEMP TABLE _model_stage AS {rendered}", parameters)
+    try:
+        stage_columns = [row[0] for row in conn.execute("DESCRIBE _model_stage").fetchall()]
+        if partition_column not in stage_columns:
+            raise SqlModelError(f"{model.path}: the result has no {partition_column} column")
+        stray = conn.execute(
+            f'SELECT count(*) FROM _model_stage WHERE "{partition_column}" IS DISTINCT FROM $value',
+            {"value": partition_value},
+        ).fetchone()[0]
+        if stray:
+            raise SqlModelError(f"{model.path}: {stray} row(s) fall outside partition {partition_value}")
+        content_hash = conn.execute("SELECT coalesce(bit_xor(hash(s)), 0) FROM _model_stage AS s").fetchone()[0]
+        existing = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = $name ORDER BY ordinal_position",
+            {"name": model.name},
+        ).fetchall()
+        recreated = bool(existing) and [row[0] for row in existing] != stage_columns
+        replaced = 0
+        if existing and not recreated:
+            replaced = conn.execute(
+                f'SELECT count(*) FROM "{model.name}" WHERE "{partition_column}" = $value', {"value": partition_value}
+            ).fetchone()[0]
+        target = store.partition_uri(model.name, partition_column, partition_value)
+        if recreated:
+            for files in store.partitions(conn, model.name, partition_column).values():
+                for file in files:
+                    if file != target:
+                        store.remove(conn, file, "_model_stage")
+        inserted = conn.execute("SELECT count(*) FROM _model_stage").fetchone()[0]
+        store.write(conn, "_model_stage", target)
+        store.refresh_view(conn, model.name)
+    finally:
+        conn.execute("DROP TABLE IF EXISTS _model_stage")
+    return MaterializeResult(
+        model=model.name,
+        rows_inserted=int(inserted),
+        rows_replaced=int(replaced),
+        rendered_sql=rendered,
+        parameters=parameters,
+        recreated_table=recreated,
+        content_hash=f"{int(inserted)}-{int(content_hash):016x}",
+    )

@@ -21,6 +21,7 @@ ASSET_KEYS = {
     "tower_checkpoint_ncf_extension", "tower_checkpoint_concat_no_id", "tower_checkpoint_attention_no_id",
     "tower_checkpoint_concat_id", "tower_checkpoint_attention_id",
     "evaluation_metrics", "weekly_recommendations", "evaluation_summary",
+    "tower_checkpoint_attention_id_ddp",
 }
 
 TOWER_VARIANTS = ["synopsis", "cover_art", "categorical", "ncf_extension", "concat_no_id", "attention_no_id",

@@ -116,3 +116,16 @@ def test_the_audit_walks_from_a_recommendation_to_checkpoint_features_and_window
     assert [w["window_name"] for w in trail.windows] == ["X", "X_prime", "Y", "Y_prime"]
     text = "\n".join(trail.lines())
     assert f"user {user}" in text and "tower_checkpoint_attention_id" in text
+
+
+def test_retraining_a_variant_for_the_same_week_gives_an_identical_checkpoint(materialised, instance):
+    from dagster import AssetSelection
+
+    key = AssetKey("tower_checkpoint_categorical")
+    before = instance.fetch_materializations(key, limit=1).records[0].asset_materialization.metadata["sha256"].value
+    job = defs.resolve_job_def("materialize_scoring_week")
+    result = job.execute_in_process(instance=instance, partition_key=WEEK,
+                                    asset_selection=[key], raise_on_error=False)
+    assert result.success
+    after = instance.fetch_materializations(key, limit=1).records[0].asset_materialization.metadata["sha256"].value
+    assert after == before
