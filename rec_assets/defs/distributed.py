@@ -31,12 +31,9 @@ from dagster import (
 from pydantic import Field
 
 from rec_assets.artifacts import ArtifactRef, write_artifact
-from rec_assets.datasets import load_week
-from rec_assets.defs.features import load_week_catalogue
 from rec_assets.defs.partitions import EVENTS_OF_SCORING_WEEK, SCORING_WEEKS
 from rec_assets.defs.resources import ArtifactsResource, WarehouseResource, WindowsResource
-from rec_assets.defs.split import windows_for
-from rec_assets.defs.towers import FEATURE_INPUTS, TOWERS_GROUP, CheckpointRef, TrainingResource, tower_asset_name
+from rec_assets.defs.towers import FEATURE_INPUTS, CheckpointRef, TrainingResource, load_week_phase, tower_asset_name
 from rec_assets.model.data import Interactions, ItemFeatures, UserData
 from rec_assets.model.distributed import problem_arrays
 from rec_assets.model.train import TrainConfig
@@ -128,9 +125,7 @@ def build_distributed_tower_asset(variant: str = "attention_id"):
         pipes_client: PipesSubprocessClient,
     ):
         week = context.partition_key
-        catalogue = load_week_catalogue(warehouse_db, week)
-        with warehouse_db.connect(read_only=True) as conn:
-            data = load_week(conn, windows_for(context, windows), catalogue, categorical, synopsis, cover_art, "train")
+        data = load_week_phase(context, warehouse_db, windows, (categorical, synopsis, cover_art), "train")
         config = training.train_config()
         path = artifacts.path("checkpoints", f"{variant}_ddp", f"{week}.pt")
         reported, problem_hash = run_torchrun(

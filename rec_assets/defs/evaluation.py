@@ -18,20 +18,16 @@ from dagster import (
     DataVersion,
     MaterializeResult,
     MetadataValue,
-    Output,
     asset,
 )
 from pydantic import Field
 
 from rec_assets import warehouse
 from rec_assets.artifacts import ArtifactRef
-from rec_assets.datasets import load_week
-from rec_assets.defs.features import load_week_catalogue
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.raw import DUCKDB_POOL
 from rec_assets.defs.resources import ArtifactsResource, WarehouseResource, WindowsResource
-from rec_assets.defs.split import windows_for
-from rec_assets.defs.towers import FEATURE_INPUTS, CheckpointRef, TrainingResource, tower_asset_name
+from rec_assets.defs.towers import FEATURE_INPUTS, CheckpointRef, TrainingResource, load_week_phase, tower_asset_name
 from rec_assets.evaluation.report import (
     attention_figure,
     png_markdown,
@@ -85,9 +81,7 @@ def evaluation_metrics(
 ):
     week = context.partition_key
     torch.set_num_threads(training.threads)
-    catalogue = load_week_catalogue(warehouse_db, week)
-    with warehouse_db.connect(read_only=True) as conn:
-        data = load_week(conn, windows_for(context, windows), catalogue, categorical, synopsis, cover_art, "score")
+    data = load_week_phase(context, warehouse_db, windows, (categorical, synopsis, cover_art), "score")
     refs = {ref.variant: ref for ref in checkpoints.values()}
     started = time.perf_counter()
     result = evaluate_week(data, {v: r.path for v, r in refs.items()}, k=evaluation.top_k, seed=evaluation.seed,
@@ -156,9 +150,8 @@ def weekly_recommendations(
 ):
     week = context.partition_key
     torch.set_num_threads(training.threads)
-    catalogue = load_week_catalogue(warehouse_db, week)
-    with warehouse_db.connect(read_only=True) as conn:
-        data = load_week(conn, windows_for(context, windows), catalogue, categorical, synopsis, cover_art, "score")
+    data = load_week_phase(context, warehouse_db, windows, (categorical, synopsis, cover_art), "score")
+    catalogue = data.catalogue
     all_titles = catalogue["title_id"].notna().to_numpy()
     cold = catalogue["is_cold_start"].to_numpy(bool)
     frames = []

@@ -190,7 +190,8 @@ def raw_events_meet_expectations(
               "end": datetime.fromisoformat(end)}
     with warehouse_db.connect(read_only=True) as conn:
         events = conn.execute(
-            "SELECT user_id, title_id, ts FROM raw_watch_events WHERE ts >= $start AND ts < $end", bounds
+            "SELECT user_id, title_id, epoch_us(ts) AS ts FROM raw_watch_events WHERE ts >= $start AND ts < $end",
+            bounds,
         ).df()
         titles = [r[0] for r in conn.execute("SELECT title_id FROM raw_titles").fetchall()]
     outcome = run_suite("raw_watch_events", events, events_expectations(titles, None, _naive(_utcnow())))

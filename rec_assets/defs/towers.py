@@ -28,7 +28,7 @@ from dagster import (
 from pydantic import Field
 
 from rec_assets.artifacts import ArtifactRef
-from rec_assets.datasets import load_week
+from rec_assets.datasets import WeekData, load_week
 from rec_assets.defs.features import load_week_catalogue
 from rec_assets.defs.partitions import EVENTS_OF_SCORING_WEEK, SCORING_WEEKS
 from rec_assets.defs.resources import ArtifactsResource, WarehouseResource, WindowsResource
@@ -78,6 +78,15 @@ class CheckpointRef:
     path: str
     sha256: str
     run_id: str
+
+
+def load_week_phase(context: AssetExecutionContext, warehouse_db: WarehouseResource, windows: WindowsResource,
+                    features: tuple[ArtifactRef, ArtifactRef, ArtifactRef], phase: str) -> WeekData:
+    """The week's model inputs for one phase ("train": X -> Y, "score": X' -> Y'), read with a short-lived
+    read-only connection so that long training never holds the warehouse lock."""
+    catalogue = load_week_catalogue(warehouse_db, context.partition_key)
+    with warehouse_db.connect(read_only=True) as conn:
+        return load_week(conn, windows_for(context, windows), catalogue, *features, phase)
 
 
 def loss_curve_markdown(train_loss: list[float], val_loss: list[float], title: str) -> str:
@@ -157,9 +166,7 @@ def build_tower_asset(variant: str) -> AssetsDefinition:
     ):
         week = context.partition_key
         torch.set_num_threads(training.threads)
-        catalogue = load_week_catalogue(warehouse_db, week)
-        with warehouse_db.connect(read_only=True) as conn:
-            data = load_week(conn, windows_for(context, windows), catalogue, categorical, synopsis, cover_art, "train")
+        data = load_week_phase(context, warehouse_db, windows, (categorical, synopsis, cover_art), "train")
         context.log.info(f"{variant}: {len(data.labels)} positives of {data.users.n_users} users, "
                          f"{data.items.n_titles} titles ({int(data.items.id_known.sum())} with an ID)")
         last_log = [0.0]

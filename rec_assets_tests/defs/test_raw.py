@@ -109,13 +109,18 @@ def test_event_expectations_fail_on_events_of_unknown_titles(tmp_path):
     from rec_assets.quality.expectations import events_expectations, run_suite
     import pandas as pd
 
-    events = pd.DataFrame({"user_id": [1, 1, None], "title_id": [1, 5, 1],
-                           "ts": pd.to_datetime(["2025-03-03", "2025-03-03", "2025-03-04"])})
+    from datetime import datetime
+
+    from rec_assets.quality.expectations import epoch_us
+
+    days = [datetime(2025, 3, 3), datetime(2025, 3, 3), datetime(2027, 3, 4)]
+    events = pd.DataFrame({"user_id": [1, 1, None], "title_id": [1, 5, 1], "ts": [epoch_us(d) for d in days]})
     outcome = run_suite("events", events, events_expectations([1, 2], None, pd.Timestamp("2026-01-01").to_pydatetime()))
     assert not outcome.success
     described = outcome.describe()
     assert "expect_column_values_to_be_in_set(title_id): 1 of 3 rows" in described
     assert "expect_column_values_to_not_be_null(user_id): 1 of 3 rows" in described
+    assert "expect_column_values_to_be_between(ts): 1 of 3 rows" in described  # an event after "now"
 
 
 def test_title_expectations_fail_on_duplicate_ids_bad_categories_and_years():
