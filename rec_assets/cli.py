@@ -86,7 +86,8 @@ def print_week_report(week: str) -> None:
         if tables:
             from rec_assets.evaluation.report import table1_markdown, table2_markdown
 
-            metrics = conn.execute("SELECT * FROM evaluation_metrics WHERE scoring_week = $week", {"week": week}).df()
+            metrics = conn.execute("SELECT * EXCLUDE (scoring_week), scoring_week::VARCHAR AS scoring_week"
+                                   " FROM evaluation_metrics WHERE scoring_week = $week", {"week": week}).df()
             print("\n" + table1_markdown(metrics))
             print("\n" + table2_markdown(metrics))
             evaluated = metrics[(metrics.metric == "precision") & (metrics.variant == "random")]

@@ -188,7 +188,8 @@ def weekly_recommendations(
 )
 def evaluation_summary(warehouse_db: WarehouseResource):
     with warehouse_db.connect(read_only=True) as conn:
-        metrics = conn.execute("SELECT * FROM evaluation_metrics ORDER BY ALL").df()
+        metrics = conn.execute("SELECT * EXCLUDE (scoring_week), scoring_week::VARCHAR AS scoring_week"
+                               " FROM evaluation_metrics ORDER BY ALL").df()
     summary = summary_across_weeks(metrics)
     weeks = sorted(metrics["scoring_week"].astype(str).unique())
     return MaterializeResult(

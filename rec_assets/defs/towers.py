@@ -54,7 +54,11 @@ class TrainingResource(ConfigurableResource):
     learning_rate: float = Field(default=1e-3)
     embedding_dim: int = Field(default=512, description="User and item embedding size.")
     history_len: int = Field(default=50, description="Last L titles of the history read by the user tower.")
-    patience: int = Field(default=2)
+    patience: int = Field(default=1, description="Epochs without a validation improvement before stopping.")
+    history_positives: int = Field(
+        default=2, description="Extra positives per user from the end of X, scored against the history before them."
+    )
+    history_cuts: int = Field(default=2, description="How many such cuts per user (0 positives: Y labels only).")
     seed: int = Field(default=0, description="REC_SEED: same seed, same weights.")
     device: str = Field(default="cpu", description="REC_DEVICE: cpu, cuda or auto.")
     threads: int = Field(default=2, description="torch CPU threads per training step.")
@@ -66,6 +70,8 @@ class TrainingResource(ConfigurableResource):
             batch_size=self.batch_size,
             epochs=self.epochs,
             patience=self.patience,
+            history_positives=self.history_positives,
+            history_cuts=self.history_cuts,
             seed=self.seed,
             device=self.device,
         )

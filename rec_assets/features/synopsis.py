@@ -56,7 +56,7 @@ class SynopsisConfig:
     min_count: int = 2
     epochs: int = 10
     seed: int = 0
-    sg: bool = False
+    sg: bool = True  # skip-gram: on the simulator probe R^2 of the synopsis latents 0.37 vs CBOW 0.25
     l2_normalize: bool = True
     pretrained_path: str | None = None
     pretrained_format: str = "word2vec_text"

@@ -48,7 +48,7 @@ from rec_assets.model.data import (
     watched_keys,
 )
 from rec_assets.model.towers import TwoTowerModel
-from rec_assets.model.train import TrainConfig, TrainResult, assemble_batch, resolve_device
+from rec_assets.model.train import TrainConfig, TrainResult, assemble_batch, resolve_device, with_history_positives
 from rec_assets.model.variants import build_model
 
 # TrainConfig fields this loop implements; any other field set away from its default is refused, so a new
@@ -56,6 +56,7 @@ from rec_assets.model.variants import build_model
 SUPPORTED_CONFIG = frozenset({
     "negative_rate", "learning_rate", "batch_size", "epochs", "validation_share", "patience", "min_improvement",
     "seed", "device", "negative_pool", "warmup_steps", "max_grad_norm", "progress_every_s", "sample_chunk_batches",
+    "history_positives", "history_cuts", "weight_decay",
 })
 
 
@@ -184,6 +185,9 @@ def train_distributed(variant: str, items: ItemFeatures, users: UserData, positi
     val_users, val_titles = positives.user_rows[is_val], positives.title_rows[is_val]
     if len(train_users) == 0:
         raise ValueError("validation_share leaves no training positives")
+    user_inputs, train_users, train_owners, train_titles = with_history_positives(
+        config, items, users, title_vocab, user_vocab, model.config.history_len, device, held_out, pool,
+        user_inputs, train_users, train_titles)
     val_negatives = sample_negatives(np.random.default_rng(val_seed), val_users, rate, pool, watched, items.n_titles)
     mine = _shard(len(val_users), rank, world)
     val_tensors = [torch.from_numpy(a[mine]).to(device) for a in (val_users, val_titles, val_negatives)]
@@ -204,7 +208,7 @@ def train_distributed(variant: str, items: ItemFeatures, users: UserData, positi
         model.train()
         return all_sum([total])[0] / (len(val_users) * (1 + rate))
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     rng = np.random.default_rng(epoch_seed)
     history: list[dict] = []
 
@@ -226,7 +230,7 @@ def train_distributed(variant: str, items: ItemFeatures, users: UserData, positi
         for chunk_start in range(0, len(order), chunk):
             t0 = time.perf_counter()
             picked = order[chunk_start: chunk_start + chunk]
-            negatives = sample_negatives(rng, train_users[picked], rate, pool, watched, items.n_titles)
+            negatives = sample_negatives(rng, train_owners[picked], rate, pool, watched, items.n_titles)
             chunk_users = torch.from_numpy(train_users[picked]).to(device)
             chunk_titles = torch.from_numpy(train_titles[picked]).to(device)
             chunk_negatives = torch.from_numpy(negatives).to(device)

@@ -46,7 +46,7 @@ def cold_title_auc(score_matrix: np.ndarray, problem) -> float:
 
 
 def test_training_learns_and_ranks_never_seen_cold_titles_from_metadata(problem):
-    config = TrainConfig(epochs=10, batch_size=64, patience=3, seed=0)
+    config = TrainConfig(epochs=10, batch_size=64, patience=3, seed=0, history_positives=0)  # Y positives only
     records = []
     result = train_variant("attention_no_id", problem.train_items, problem.train_users, problem.train_positives,
                            config, on_progress=records.append, **SMALL)
@@ -155,3 +155,31 @@ def test_loss_decreases_on_large_magnitude_inputs(problem):
     assert result.initial_val_loss < 1.5
     assert result.best_val_loss < base_rate_loss(20)
     assert max(result.val_loss) < 2 * result.initial_val_loss  # no blow-up along the way
+
+
+def test_history_windows_cut_each_history_into_an_earlier_history_and_its_next_titles():
+    from rec_assets.model.data import UserData
+    from rec_assets.model.train import history_windows
+    users = UserData(user_ids=np.array([10, 11, 12]), feature_codes=np.zeros((3, 0), dtype=np.int64),
+                     feature_cardinalities=[], history_offsets=np.array([0, 5, 7, 8]),
+                     history_items=np.array([1, 2, 3, 4, 5, 6, 7, 8]))
+    windows = history_windows(users, eligible=np.array([0, 1, 2]), k=2, cuts=2)
+    (first, rows1, u1, t1), (second, rows2, u2, t2) = windows
+    assert rows1.tolist() == [0] and u1.tolist() == [0, 0] and t1.tolist() == [4, 5]  # user 1 has 2: none left
+    assert first.history_offsets.tolist() == [0, 3, 3, 3] and first.history_items.tolist() == [1, 2, 3]
+    assert rows2.tolist() == [0] and t2.tolist() == [2, 3] and second.history_items.tolist() == [1]
+    assert history_windows(users, eligible=np.array([1, 2]), k=2, cuts=1) == []
+
+
+def test_history_positives_add_examples_and_keep_training_deterministic(problem):
+    def run(k):
+        config = TrainConfig(epochs=1, batch_size=128, negative_rate=5, seed=0, history_positives=k, history_cuts=2)
+        return train_variant("attention_no_id", problem.train_items, problem.train_users, problem.train_positives,
+                             config, **SMALL)
+    plain, extra, again = run(0), run(2), run(2)
+    train_users = int(0.9 * 300)
+    assert plain.examples_seen == train_users * 5 * 6
+    # every training user with a history longer than 2 (resp. 4) titles adds 2 positives per cut
+    assert plain.examples_seen < extra.examples_seen <= plain.examples_seen + 300 * 2 * 2 * 6
+    for a, b in zip(extra.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
