@@ -145,6 +145,32 @@ def _check_specs(name: str, asset_name: str, with_vectors: bool = True) -> list[
 FEATURE_DEPS = ["week_titles", "raw_titles"]
 
 
+def embedding_outputs(kind: str, week: str, titles, result, seconds: float, artifacts: ArtifactsResource,
+                      width: int, max_missing_share: float, meta: dict, metadata: dict, frames: dict | None = None):
+    """Write an embedding artifact (title ids, vectors, missing flags) and yield its output and checks."""
+    path = artifacts.path("features", kind, week)
+    content_hash = write_artifact(
+        path,
+        arrays={"title_ids": result.title_ids, "embeddings": result.embeddings, "missing": result.missing},
+        frames=frames,
+        meta={"scoring_week": week, **meta},
+    )
+    yield Output(
+        ArtifactRef(str(path), content_hash, kind, week, {"width": int(result.embeddings.shape[1])}),
+        data_version=DataVersion(content_hash[:24]),
+        metadata={
+            "path": str(path),
+            "content_hash": content_hash,
+            "titles": len(titles),
+            "missing": int(result.missing.sum()),
+            "seconds": round(seconds, 2),
+            **metadata,
+        },
+    )
+    yield from feature_checks(kind, titles, result.title_ids, result.embeddings, result.missing, width,
+                              max_missing_share)
+
+
 @asset(
     group_name=FEATURES_GROUP,
     kinds={"python", "numpy"},
@@ -203,7 +229,7 @@ def title_categorical_features(
     kinds={"python", "gensim"},
     partitions_def=SCORING_WEEKS,
     deps=FEATURE_DEPS,
-    code_version="synopsis-v1",
+    code_version="synopsis-v2",
     check_specs=_check_specs("synopsis", "title_synopsis_embeddings"),
     description="TF-IDF-weighted sums of word2vec vectors of each title's synopsis (zero vector and a flag when "
                 "there is no synopsis or no known word).",
@@ -220,29 +246,15 @@ def title_synopsis_embeddings(
     result = embed_synopses(titles, features.synopsis())
     seconds = time.perf_counter() - started
     context.log.info(f"synopsis embeddings of {len(titles)} titles in {seconds:.1f} s; vectors: {result.vectors_used}")
-    path = artifacts.path("features", "synopsis", week)
-    content_hash = write_artifact(
-        path,
-        arrays={"title_ids": result.title_ids, "embeddings": result.embeddings, "missing": result.missing},
-        meta={"scoring_week": week, **result.stats},
-    )
-    ref = ArtifactRef(str(path), content_hash, "synopsis", week, {"width": int(result.embeddings.shape[1])})
-    yield Output(
-        ref,
-        data_version=DataVersion(content_hash[:24]),
+    width = features.synopsis_vector_size if not features.synopsis_pretrained_path else result.embeddings.shape[1]
+    yield from embedding_outputs(
+        "synopsis", week, titles, result, seconds, artifacts, width, features.max_missing_share,
+        meta=result.stats,
         metadata={
-            "path": str(path),
-            "content_hash": content_hash,
-            "titles": len(titles),
             "vectors_used": result.vectors_used,
-            "missing": int(result.missing.sum()),
-            "seconds": round(seconds, 2),
             "stats": MetadataValue.json({k: v for k, v in result.stats.items() if isinstance(v, (int, float, str))}),
         },
     )
-    yield from feature_checks("synopsis", titles, result.title_ids, result.embeddings, result.missing,
-                              features.synopsis_vector_size if not features.synopsis_pretrained_path
-                              else result.embeddings.shape[1], features.max_missing_share)
 
 
 @asset(
@@ -250,7 +262,7 @@ def title_synopsis_embeddings(
     kinds={"python", "pytorch"},
     partitions_def=SCORING_WEEKS,
     deps=FEATURE_DEPS,
-    code_version="cover-art-v1",
+    code_version="cover-art-v2",
     check_specs=_check_specs("cover_art", "title_cover_art_embeddings"),
     description="ResNet-34 activations before the last layer (512 floats) of each title's cover art, cached by "
                 "image content; a missing or corrupt image gives a zero vector and a flag.",
@@ -275,36 +287,20 @@ def title_cover_art_embeddings(
         context.log.warning(f"cover-art embeddings come from {result.weights_used}, not ImageNet weights")
     context.log.info(f"cover art of {len(titles)} titles in {seconds:.1f} s: {result.n_computed} computed, "
                      f"{result.n_cached} from the cache; weights {result.weights_used}")
-    path = artifacts.path("features", "cover_art", week)
-    content_hash = write_artifact(
-        path,
-        arrays={"title_ids": result.title_ids, "embeddings": result.embeddings, "missing": result.missing},
-        frames={"failures": result.failures.astype({"image": "string"})},
-        meta={"scoring_week": week, "weights_used": result.weights_used,
-              "resolution": int(result.stats.get("resolution", 0))},
-    )
-    ref = ArtifactRef(str(path), content_hash, "cover_art", week, {"weights_used": result.weights_used})
+    resolution = int(result.stats.get("resolution", 0))
     failures = result.failures.head(20)
-    yield Output(
-        ref,
-        data_version=DataVersion(content_hash[:24]),
+    yield from embedding_outputs(
+        "cover_art", week, titles, result, seconds, artifacts, 512, features.max_missing_share,
+        meta={"weights_used": result.weights_used, "resolution": resolution},
+        frames={"failures": result.failures.astype({"image": "string"})},
         metadata={
-            "path": str(path),
-            "content_hash": content_hash,
-            "titles": len(titles),
             "weights_used": result.weights_used,
-            "resolution": int(result.stats.get("resolution", 0)),
+            "resolution": resolution,
             "images_computed": result.n_computed,
             "images_from_cache": result.n_cached,
-            "missing": int(result.missing.sum()),
-            "seconds": round(seconds, 2),
-            "missing_images": MetadataValue.md(
-                failures.to_markdown(index=False) if not failures.empty else "none"
-            ),
+            "missing_images": MetadataValue.md(failures.to_markdown(index=False) if not failures.empty else "none"),
         },
     )
-    yield from feature_checks("cover_art", titles, result.title_ids, result.embeddings, result.missing, 512,
-                              features.max_missing_share)
 
 
 feature_assets = [title_categorical_features, title_synopsis_embeddings, title_cover_art_embeddings]
