@@ -139,7 +139,7 @@ def build_distributed_tower_asset(variant: str = "attention_id"):
         metadata = dict(reported.metadata or {})
         sha256 = metadata["sha256"].value if hasattr(metadata["sha256"], "value") else metadata["sha256"]
         yield Output(
-            CheckpointRef(variant, week, str(path), sha256, context.run_id),
+            CheckpointRef(variant, week, str(path), sha256, context.run.run_id),
             data_version=DataVersion(sha256[:24]),
             metadata={**metadata, "training_problem_sha256": problem_hash, "train_config": MetadataValue.json(
                 asdict(config))},

@@ -160,7 +160,7 @@ def weekly_recommendations(
             frames.append(frame.assign(variant=ref.variant, checkpoint_sha256=ref.sha256, checkpoint_run_id=ref.run_id))
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     rows.insert(0, "scoring_week", pd.Timestamp(week).date())
-    rows["recommendation_run_id"] = context.run_id
+    rows["recommendation_run_id"] = context.run.run_id
     with warehouse_db.connect() as conn:
         warehouse.replace_week_rows(conn, "weekly_recommendations", week, rows)
     counts = rows.groupby(["list", "category"]).size().rename("rows").reset_index()

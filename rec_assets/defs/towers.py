@@ -192,7 +192,7 @@ def build_tower_asset(variant: str) -> AssetsDefinition:
                                  extra={"variant": variant, "scoring_week": week, "feature_hashes": {
                                      "categorical": categorical.content_hash, "synopsis": synopsis.content_hash,
                                      "cover_art": cover_art.content_hash}})
-        ref = CheckpointRef(variant, week, str(path), sha256, context.run_id)
+        ref = CheckpointRef(variant, week, str(path), sha256, context.run.run_id)
         yield Output(
             ref,
             data_version=DataVersion(sha256[:24]),
