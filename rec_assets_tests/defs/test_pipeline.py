@@ -131,3 +131,40 @@ def test_retraining_a_variant_for_the_same_week_gives_an_identical_checkpoint(ma
     assert result.success
     after = instance.fetch_materializations(key, limit=1).records[0].asset_materialization.metadata["sha256"].value
     assert after == before
+
+
+def test_attention_without_id_ranks_a_watched_cold_title_above_unwatched_ones_more_often_than_chance(warehouse):
+    """On the tiny week: for each user with a new Y' watch of a cold-start title, the share of (watched,
+    unwatched) cold-title pairs that attention w/o ID orders correctly (a per-user AUC), averaged over users.
+    Chance is 0.5. The cold set is small (a handful of titles), so the margin asked for is small too."""
+    import numpy as np
+
+    from rec_assets.datasets import ANALYSES, load_week
+    from rec_assets.evaluation.week import history_exclusion, new_watch_truth
+    from rec_assets.model.checkpoint import embed_items, embed_users, load_checkpoint
+    from rec_assets.split.windows import WindowLengths, week_windows
+    from rec_assets.sqlmodels.runner import query
+    import pickle
+
+    refs_root = defs.resources["artifacts"].path("refs")
+    refs = {kind: pickle.loads((refs_root / asset / WEEK).read_bytes()) for kind, asset in
+            [("categorical", "title_categorical_features"), ("synopsis", "title_synopsis_embeddings"),
+             ("cover_art", "title_cover_art_embeddings")]}
+    checkpoint = pickle.loads((refs_root / "tower_checkpoint_attention_no_id" / WEEK).read_bytes())
+    window = SCORING_WEEKS.time_window_for_partition_key(WEEK)
+    catalogue = query(warehouse, ANALYSES["week_catalogue"], {"scoring_week": WEEK}).df()
+    score = load_week(warehouse, week_windows(window.start, window.end, WindowLengths()), catalogue,
+                      refs["categorical"], refs["synopsis"], refs["cover_art"], "score")
+    model = load_checkpoint(checkpoint.path).model
+    items, users = embed_items(model, score.items), embed_users(model, score.users, score.items)
+    cold = np.flatnonzero(catalogue["is_cold_start"].to_numpy(bool))
+    user_rows, title_rows = new_watch_truth(score, history_exclusion(score.users))
+    aucs = []
+    for user in np.unique(user_rows[np.isin(title_rows, cold)]):
+        watched = np.isin(cold, title_rows[user_rows == user])
+        if watched.all():
+            continue
+        scores = items[cold] @ users[user]
+        aucs.append((scores[watched][:, None] > scores[~watched][None, :]).mean())
+    assert len(aucs) >= 30
+    assert np.mean(aucs) > 0.5
