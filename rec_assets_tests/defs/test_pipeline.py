@@ -6,7 +6,7 @@ and the lineage from a recommendation row back to its checkpoint, run and inputs
 
 import duckdb
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance, EventRecordsFilter
+from dagster import AssetKey, DagsterInstance
 
 from rec_assets.definitions import defs
 from rec_assets.defs.jobs import OPT_IN_ASSETS, run_stages
@@ -121,8 +121,6 @@ def test_the_audit_walks_from_a_recommendation_to_checkpoint_features_and_window
 
 
 def test_retraining_a_variant_for_the_same_week_gives_an_identical_checkpoint(materialised, instance):
-    from dagster import AssetSelection
-
     key = AssetKey("tower_checkpoint_categorical")
     before = instance.fetch_materializations(key, limit=1).records[0].asset_materialization.metadata["sha256"].value
     job = defs.resolve_job_def("materialize_scoring_week")
