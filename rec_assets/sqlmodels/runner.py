@@ -177,16 +177,7 @@ def materialize_partition(
     try:
         conn.execute("DROP TABLE IF EXISTS _model_stage")
         conn.execute(f"CREATE TEMP TABLE _model_stage AS {rendered}", parameters)
-        stage_columns = [row[0] for row in conn.execute("DESCRIBE _model_stage").fetchall()]
-        if partition_column not in stage_columns:
-            raise SqlModelError(f"{model.path}: the result has no {partition_column} column")
-        stray = conn.execute(
-            f'SELECT count(*) FROM _model_stage WHERE "{partition_column}" IS DISTINCT FROM $value',
-            {"value": partition_value},
-        ).fetchone()[0]
-        if stray:
-            raise SqlModelError(f"{model.path}: {stray} row(s) fall outside partition {partition_value}")
-        content_hash = conn.execute("SELECT coalesce(bit_xor(hash(s)), 0) FROM _model_stage AS s").fetchone()[0]
+        stage_columns, content_hash = _checked_stage(conn, model, partition_column, partition_value)
         recreated = _ensure_table(conn, model.name, stage_columns)
         replaced = conn.execute(
             f'DELETE FROM "{model.name}" WHERE "{partition_column}" = $value', {"value": partition_value}
@@ -206,6 +197,22 @@ def materialize_partition(
         recreated_table=recreated,
         content_hash=f"{int(inserted)}-{int(content_hash):016x}",
     )
+
+
+def _checked_stage(conn: duckdb.DuckDBPyConnection, model: SqlModel, partition_column: str,
+                   partition_value: object) -> tuple[list[str], int]:
+    """Columns and content hash of the staged result, refused when rows fall outside the partition."""
+    stage_columns = [row[0] for row in conn.execute("DESCRIBE _model_stage").fetchall()]
+    if partition_column not in stage_columns:
+        raise SqlModelError(f"{model.path}: the result has no {partition_column} column")
+    stray = conn.execute(
+        f'SELECT count(*) FROM _model_stage WHERE "{partition_column}" IS DISTINCT FROM $value',
+        {"value": partition_value},
+    ).fetchone()[0]
+    if stray:
+        raise SqlModelError(f"{model.path}: {stray} row(s) fall outside partition {partition_value}")
+    content_hash = conn.execute("SELECT coalesce(bit_xor(hash(s)), 0) FROM _model_stage AS s").fetchone()[0]
+    return stage_columns, content_hash
 
 
 def _ensure_table(conn: duckdb.DuckDBPyConnection, name: str, stage_columns: list[str]) -> bool:
@@ -240,16 +247,7 @@ def _materialize_to_store(
     conn.execute("DROP TABLE IF EXISTS _model_stage")
     conn.execute(f"CREATE TEMP TABLE _model_stage AS {rendered}", parameters)
     try:
-        stage_columns = [row[0] for row in conn.execute("DESCRIBE _model_stage").fetchall()]
-        if partition_column not in stage_columns:
-            raise SqlModelError(f"{model.path}: the result has no {partition_column} column")
-        stray = conn.execute(
-            f'SELECT count(*) FROM _model_stage WHERE "{partition_column}" IS DISTINCT FROM $value',
-            {"value": partition_value},
-        ).fetchone()[0]
-        if stray:
-            raise SqlModelError(f"{model.path}: {stray} row(s) fall outside partition {partition_value}")
-        content_hash = conn.execute("SELECT coalesce(bit_xor(hash(s)), 0) FROM _model_stage AS s").fetchone()[0]
+        stage_columns, content_hash = _checked_stage(conn, model, partition_column, partition_value)
         existing = conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = $name ORDER BY ordinal_position",
             {"name": model.name},
