@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export REC_HOME ?= $(CURDIR)/.rec_home
 export DAGSTER_HOME ?= $(REC_HOME)/dagster_home
 
-.PHONY: run test ui bench compare venv clean reset
+.PHONY: run backfill test ui bench compare venv clean reset
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ $(PEERS_STAMP): $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m rec_assets.cli run
+
+# every scoring week the source supports, one run per week (BACKFILL_ARGS="--first W --last W" narrows it)
+backfill: $(STAMP)
+	$(PY) -m rec_assets.cli backfill $(BACKFILL_ARGS)
 
 test: $(PEERS_STAMP)
 	$(PY) -m pytest -q

@@ -34,6 +34,21 @@ def _stage(title: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    return execute_stages(week=args.week)
+
+
+def backfill(args: argparse.Namespace) -> int:
+    """Every scoring week from ``--first`` to ``--last`` (default: all the source supports), one run per week,
+    oldest first, in this process: the same runs a UI backfill launches, without needing the daemon."""
+    prepare_dagster_home()
+    from rec_assets.defs.jobs import backfill_weeks
+
+    weeks = backfill_weeks(args.first, args.last)
+    print(f"backfilling {len(weeks)} scoring weeks: {weeks[0]} .. {weeks[-1]}", flush=True)
+    return execute_stages(weeks=weeks)
+
+
+def execute_stages(week: str | None = None, weeks: list[str] | None = None) -> int:
     prepare_dagster_home()
     from dagster import DagsterInstance
 
@@ -42,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     instance = DagsterInstance.get()
     timings: list[tuple[str, float]] = []
-    week = args.week
-    for stage in run_stages(defs, week):
+    for stage in run_stages(defs, week, weeks):
         started = _stage(stage.title)
         result = stage.execute(instance)
         elapsed = time.monotonic() - started
@@ -54,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
             print_failure(result)
             return 1
         week = stage.week or week
-    print_week_report(week)
+    if weeks and len(weeks) > 1:
+        print_backfill_report(weeks)
+    else:
+        print_week_report(week)
     print("\nStage timings:")
     for title, seconds in timings:
         print(f"  {seconds:8.1f} s  {title}")
@@ -105,6 +122,35 @@ def print_week_report(week: str) -> None:
             print(rejected.to_string(index=False))
 
 
+def print_backfill_report(weeks: list[str]) -> None:
+    """Per week: cold-start titles, evaluated users, and the production and new-titles variants' P@K."""
+    from rec_assets.definitions import defs
+
+    with defs.resources["warehouse_db"].connect(read_only=True) as conn:
+        per_week = conn.execute(
+            """
+            SELECT m.scoring_week::VARCHAR AS week, m.candidate_set, m.category,
+                   max(m.evaluated_users) FILTER (WHERE m.variant = 'random') AS evaluated_users,
+                   max(m.value) FILTER (WHERE m.variant = 'attention_no_id') AS attention_no_id,
+                   max(m.value) FILTER (WHERE m.variant = 'popularity') AS popularity,
+                   max(m.value) FILTER (WHERE m.variant = 'random') AS random
+            FROM evaluation_metrics m
+            WHERE m.metric = 'precision' AND m.scoring_week BETWEEN $first AND $last
+            GROUP BY ALL ORDER BY ALL
+            """,
+            {"first": weeks[0], "last": weeks[-1]},
+        ).df()
+        cold = conn.execute(
+            "SELECT scoring_week::VARCHAR AS week, count(*) AS cold_start_titles FROM cold_start_titles"
+            " WHERE scoring_week BETWEEN $first AND $last GROUP BY ALL ORDER BY ALL",
+            {"first": weeks[0], "last": weeks[-1]},
+        ).df()
+    print(f"\nBackfilled {len(weeks)} scoring weeks; precision@K per week (evaluation_metrics):")
+    print(per_week.to_string(index=False))
+    print("\nCold-start titles per week:")
+    print(cold.to_string(index=False))
+
+
 def print_failure(result) -> None:
     for event in result.all_events:
         if event.is_failure or event.event_type_value in ("ASSET_CHECK_EVALUATION",):
@@ -143,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = commands.add_parser("run", help="materialise the whole graph for a scoring week")
     run_parser.add_argument("--week", default=None, help="scoring week (Monday, YYYY-MM-DD); default: the latest")
     run_parser.set_defaults(handler=run)
+    backfill_parser = commands.add_parser("backfill", help="materialise every scoring week of a range, oldest first")
+    backfill_parser.add_argument("--first", default=None, help="first scoring week (default: the source's first)")
+    backfill_parser.add_argument("--last", default=None, help="last scoring week (default: the latest)")
+    backfill_parser.set_defaults(handler=backfill)
     ui_parser = commands.add_parser("ui", help="start the Dagster UI with the daemon")
     ui_parser.add_argument("--host", default="127.0.0.1")
     ui_parser.add_argument("--port", type=int, default=3000)

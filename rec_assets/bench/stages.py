@@ -170,20 +170,15 @@ def _cover_config():
 
 
 def _cover_resolution(config, backbone) -> int:
-    from rec_assets.features import cover_art
+    """The crop the feature asset uses for these weights, so the bound runs the same network on the same size."""
+    from rec_assets.features.cover_art import resolution_for
 
-    if hasattr(cover_art, "resolution_for"):
-        return int(cover_art.resolution_for(config, backbone))
-    return 224
+    return int(resolution_for(config, backbone))
 
 
 def _cover_cache_root(base: Path, config, backbone) -> Path:
     """Where embed_cover_art reads and writes this backbone's vectors (the tag names weights and resolution)."""
-    from rec_assets.features import cover_art
-
-    if hasattr(cover_art, "resolution_for"):
-        return base / f"{backbone.cache_tag}-r{_cover_resolution(config, backbone)}"
-    return base / backbone.cache_tag
+    return base / f"{backbone.cache_tag}-r{_cover_resolution(config, backbone)}"
 
 
 def stage_cover_cold(args) -> dict:

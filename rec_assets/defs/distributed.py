@@ -108,7 +108,7 @@ def build_distributed_tower_asset(variant: str = "attention_id"):
         partitions_def=SCORING_WEEKS,
         ins=FEATURE_INPUTS,
         deps=["week_titles", "raw_users", AssetDep("raw_watch_events", partition_mapping=EVENTS_OF_SCORING_WEEK)],
-        code_version=f"tower-ddp-v1-{variant}",
+        code_version=f"tower-ddp-v2-{variant}",
         description=f"Two-tower model '{variant}' trained with DistributedDataParallel under torchrun, launched "
                     "through Dagster Pipes; the same training as the in-process tower, split across processes.",
     )

@@ -46,16 +46,39 @@ class Stage:
     week: str | None = None
 
 
-def run_stages(defs: Definitions, week: str | None = None) -> list[Stage]:
+def backfill_weeks(first: str | None = None, last: str | None = None) -> list[str]:
+    """The scoring weeks from ``first`` to ``last`` (inclusive; default: the whole configured span)."""
     keys = SCORING_WEEKS.get_partition_keys()
     if not keys:
         raise SystemExit("the configured source has no complete scoring week")
-    week = week or keys[-1]
-    if week not in keys:
-        raise SystemExit(f"week {week} is not a scoring week of this source ({keys[0]} .. {keys[-1]})")
+    for name, week in (("first", first), ("last", last)):
+        if week is not None and week not in keys:
+            raise SystemExit(f"{name} week {week} is not a scoring week of this source ({keys[0]} .. {keys[-1]})")
+    start = keys.index(first) if first else 0
+    end = keys.index(last) if last else len(keys) - 1
+    if start > end:
+        raise SystemExit(f"first week {first} is after last week {last}")
+    return keys[start: end + 1]
+
+
+def run_stages(defs: Definitions, week: str | None = None, weeks: list[str] | None = None) -> list[Stage]:
+    """Ingest every event week in one run, materialise each scoring week of ``weeks`` (default: ``week``, else the
+    latest) in its own run, oldest first, then the summaries."""
+    keys = SCORING_WEEKS.get_partition_keys()
+    if weeks is None:
+        weeks = backfill_weeks(week or None, week or None) if week else backfill_weeks()[-1:]
     ingest = defs.resolve_job_def(INGEST_JOB)
     weekly = defs.resolve_job_def(SCORING_WEEK_JOB)
     summaries = defs.resolve_job_def(SUMMARIES_JOB)
+
+    def scoring_week_stage(scoring_week: str) -> Stage:
+        return Stage(
+            f"materialise scoring week {scoring_week}",
+            lambda instance: weekly.execute_in_process(instance=instance, partition_key=scoring_week,
+                                                       raise_on_error=False),
+            week=scoring_week,
+        )
+
     return [
         Stage(
             f"ingest titles, users and {len(keys)} event weeks ({keys[0]} .. {keys[-1]}) in one run",
@@ -65,11 +88,7 @@ def run_stages(defs: Definitions, week: str | None = None) -> list[Stage]:
                 raise_on_error=False,
             ),
         ),
-        Stage(
-            f"materialise scoring week {week}",
-            lambda instance: weekly.execute_in_process(instance=instance, partition_key=week, raise_on_error=False),
-            week=week,
-        ),
+        *(scoring_week_stage(w) for w in weeks),
         Stage(
             "summarise every evaluated week",
             lambda instance: summaries.execute_in_process(instance=instance, raise_on_error=False),

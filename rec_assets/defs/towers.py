@@ -156,7 +156,7 @@ def build_tower_asset(variant: str) -> AssetsDefinition:
         partitions_def=SCORING_WEEKS,
         ins=FEATURE_INPUTS,
         deps=["week_titles", "raw_users", AssetDep("raw_watch_events", partition_mapping=EVENTS_OF_SCORING_WEEK)],
-        code_version=f"tower-v2-{variant}",
+        code_version=f"tower-v3-{variant}",
         check_specs=[AssetCheckSpec(n, asset=name, blocking=True) for n in check_names],
         description=f"Two-tower model '{variant}': {VARIANTS[variant].description}. Trained on X -> Y of the week.",
     )

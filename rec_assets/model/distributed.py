@@ -48,7 +48,9 @@ from rec_assets.model.data import (
     watched_keys,
 )
 from rec_assets.model.towers import TwoTowerModel
-from rec_assets.model.train import TrainConfig, TrainResult, assemble_batch, resolve_device, with_history_positives
+from rec_assets.model.train import (
+    TrainConfig, TrainResult, assemble_batch, make_optimizer, optimizer_step, resolve_device, with_history_positives,
+)
 from rec_assets.model.variants import build_model
 
 # TrainConfig fields this loop implements; any other field set away from its default is refused, so a new
@@ -208,7 +210,7 @@ def train_distributed(variant: str, items: ItemFeatures, users: UserData, positi
         model.train()
         return all_sum([total])[0] / (len(val_users) * (1 + rate))
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config)
     rng = np.random.default_rng(epoch_seed)
     history: list[dict] = []
 
@@ -244,17 +246,7 @@ def train_distributed(variant: str, items: ItemFeatures, users: UserData, positi
                                        chunk_negatives[part])
                 t1 = time.perf_counter()
                 loss = ddp(batch, world / (n_global * (1 + rate)))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                if steps_taken < config.warmup_steps:
-                    for group in optimizer.param_groups:
-                        group["lr"] = config.learning_rate * (steps_taken + 1) / (config.warmup_steps + 1)
-                elif steps_taken == config.warmup_steps:
-                    for group in optimizer.param_groups:
-                        group["lr"] = config.learning_rate
-                optimizer.step()
+                optimizer_step(model, optimizer, loss, config, steps_taken)
                 steps_taken += 1
                 epoch_loss += float(loss.detach()) * n_global * (1 + rate) / world
                 t2 = time.perf_counter()
