@@ -20,7 +20,7 @@ Writes ``<out>/compare.json`` (every row, the tuning trials, the run's settings)
 The peers are an optional extra: ``pip install -e '.[peers]'`` (see the README); without it this module still
 runs the baselines and the two-tower checkpoints and says which peers it skipped.
 
-Pure code: no dagster import.
+Pure code apart from `recorded_training`, which reads training times from the Dagster run history.
 """
 
 from __future__ import annotations
@@ -46,12 +46,14 @@ import torch
 
 from rec_assets.datasets import WeekData
 from rec_assets.evaluation.baselines import popularity_top_k, random_top_k
-from rec_assets.evaluation.metrics import METRICS, evaluate_segments
+from rec_assets.evaluation.metrics import evaluate_segments
 from rec_assets.evaluation.report import lift_table
 from rec_assets.peers.adapters import (
-    EvaluationContext, adapter, config_dict, evaluation_context, fit_and_evaluate, not_applicable_frame,
+    EvaluationContext, TwoTowerConfig, adapter, config_dict, evaluation_context, fit_and_evaluate, not_applicable_frame,
     training_set,
 )
+from rec_assets.model.train import TrainConfig
+from rec_assets.model.variants import VARIANTS
 from rec_assets.peers.holdout import PopularityColumns, holdout_split
 
 __all__ = ["COLUMNS", "PEERS", "compare_week", "main", "peers_available"]
@@ -63,6 +65,9 @@ COLUMNS: tuple[str, ...] = (
 PEERS: tuple[str, ...] = ("als", "bpr", "lightfm")
 PROTOCOLS: tuple[str, ...] = ("standard", "holdout")
 PEER_MODULES = {"als": "implicit", "bpr": "implicit", "lightfm": "lightfm"}
+# The training settings of the tower assets (TrainingResource's defaults; a test keeps them equal), so a two-tower
+# variant retrained here for the holdout protocol is trained as the platform trains it.
+PLATFORM_TRAINING = TrainConfig(epochs=6, batch_size=512, patience=1, device="cpu")
 
 
 def peers_available(peers: Sequence[str] = PEERS) -> tuple[list[str], list[str]]:
@@ -102,6 +107,7 @@ def compare_week(
     score: WeekData,
     *,
     peers: Sequence[str] = PEERS,
+    holdout_peers: Sequence[str] = (),
     configs: Mapping[str, Any] | None = None,
     protocols: Sequence[str] = PROTOCOLS,
     checkpoints: Mapping[str, str] | None = None,
@@ -120,6 +126,8 @@ def compare_week(
     Args:
         train, score: the week's ``load_week(..., "train")`` and ``load_week(..., "score")``.
         peers: adapter names (``als``, ``bpr``, ``lightfm``, ``two_tower:<variant>`` to retrain a variant).
+        holdout_peers: adapters evaluated under the holdout protocol only, after ``peers``: the two-tower variants
+            retrained without the held-out titles (their standard-protocol rows come from the checkpoints).
         configs: peer name -> config (e.g. the tuned ones); default: each adapter's defaults.
         protocols: ``standard`` and/or ``holdout``.
         checkpoints: two-tower variant -> checkpoint path, evaluated by ``evaluate_week`` (standard protocol only:
@@ -169,7 +177,7 @@ def compare_week(
         ctx = split.context
         if baselines:
             frames += _baselines(ctx, None, "holdout", k, seed, chunk_users)
-        for peer in peers:
+        for peer in [*peers, *(p for p in holdout_peers if p not in peers)]:
             if not adapter(peer).scores_cold:
                 frames.append(_rows(not_applicable_frame(ctx, list(ctx.masks), k), peer, "holdout", math.nan,
                                     math.nan))
@@ -245,6 +253,7 @@ def results_markdown(results: pd.DataFrame, tuning: Mapping[str, dict], settings
             seg = sub[sub["candidate_set"] == cset]
             baseline = "popularity" if cset == "warm" else "random"
             present = [s for s in SYSTEM_ORDER if s in set(seg["variant"])]
+            present += sorted(set(seg["variant"]) - set(present))  # e.g. two_tower:<variant> retrained for holdout
             parts += [f"## {protocol} protocol, {cset} titles", "",
                       lift_table(seg, baseline=baseline, rows=present, candidate_set=cset, k=k, labels=LABELS), ""]
         parts += [f"### {protocol}: mean ± std across weeks", "", _spread_table(results, protocol, k), ""]
@@ -295,8 +304,12 @@ def _week_inputs(conn, artifacts: Path, week: str, lengths):
     return train, score, vocabulary
 
 
-def _checkpoints(artifacts: Path, week: str) -> tuple[dict[str, str], dict[str, float], list[str]]:
-    """Loadable checkpoints of the week, their training seconds when recorded, and the ones skipped (why)."""
+def _checkpoints(artifacts: Path, week: str, recorded_seconds: Mapping[str, tuple[str, float]] | None = None,
+                 ) -> tuple[dict[str, str], dict[str, float], list[str]]:
+    """Loadable checkpoints of the week, their training seconds, and the ones skipped (why).
+
+    Training seconds come from ``recorded_seconds`` (variant -> (sha256, seconds), see :func:`recorded_training`)
+    and count only when the sha256 is this file's: the time of the run that wrote exactly this checkpoint."""
     from rec_assets.model.checkpoint import load_checkpoint
 
     paths, seconds, skipped = {}, {}, []
@@ -308,10 +321,43 @@ def _checkpoints(artifacts: Path, week: str) -> tuple[dict[str, str], dict[str, 
             skipped.append(f"{variant}: {error}")
             continue
         paths[variant] = str(path)
-        for key in ("wall_seconds", "train_seconds"):
-            if key in loaded.extra:
-                seconds[variant] = float(loaded.extra[key])
+        sha256, wall = (recorded_seconds or {}).get(variant, ("", math.nan))
+        if sha256 == loaded.sha256:
+            seconds[variant] = wall
     return paths, seconds, skipped
+
+
+def recorded_training(dagster_home: Path, week: str, variants: Sequence[str]) -> dict[str, tuple[str, float]]:
+    """variant -> (sha256, wall_seconds) of the latest materialisation of ``tower_checkpoint_<variant>`` for
+    ``week`` in the Dagster instance at ``dagster_home`` (the tower assets record both); empty without one.
+
+    The checkpoint files hold no timings on purpose (re-training must give the same bytes), so the run history
+    is where training time lives. Imports dagster only here: the rest of this module is pure."""
+    if not (dagster_home / "dagster.yaml").is_file():
+        return {}
+    from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(dagster_home.resolve())
+    try:
+        instance = DagsterInstance.get()
+        found = {}
+        for variant in variants:
+            records = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=AssetKey(f"tower_checkpoint_{variant}"), asset_partitions=[week]),
+                limit=1,
+            ).records
+            if not records or records[0].asset_materialization is None:
+                continue
+            metadata = records[0].asset_materialization.metadata
+            if "sha256" in metadata and "wall_seconds" in metadata:
+                found[variant] = (str(metadata["sha256"].value), float(metadata["wall_seconds"].value))
+        return found
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
 
 
 def _json_default(value):
@@ -338,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grid", default="full", choices=["full", "small", "none"],
                         help="tuning grid (peers.tuning.GRIDS); none: the adapters' defaults")
     parser.add_argument("--peers", default=",".join(PEERS), help="adapters, e.g. als,bpr,lightfm,two_tower:synopsis")
+    parser.add_argument("--holdout-two-tower", default="attention_no_id,categorical",
+                        help="two-tower variants retrained per week for the holdout protocol (empty: none)")
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
     parser.add_argument("--no-checkpoints", action="store_true", help="leave the two-tower checkpoints out")
     parser.add_argument("--k", type=int, default=int(os.environ.get("REC_TOP_K", 6)))
@@ -360,6 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     home = Path(args.rec_home).resolve()
     artifacts = Path(os.environ.get("REC_ARTIFACTS") or home / "artifacts")
     database = Path(os.environ.get("REC_DUCKDB") or home / "warehouse.duckdb")
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster_home")
     weeks = [w for w in args.weeks.split(",") if w] or materialised_weeks(artifacts)
     if args.max_weeks:
         weeks = weeks[-args.max_weeks:]
@@ -373,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if skipped_peers:
         print(f"peers not installed, skipped: {skipped_peers} (pip install -e '.[peers]')", file=sys.stderr)
     protocols = [p for p in args.protocols.split(",") if p]
+    holdout_variants = [v for v in args.holdout_two_tower.split(",") if v]
+    holdout_peers = [f"two_tower:{v}" for v in holdout_variants]
 
     # A private copy of the warehouse: the platform may be writing to it, and a read-only connection needs no lock.
     with tempfile.TemporaryDirectory(prefix="rec_compare_") as tmp:
@@ -382,7 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             tune_week = args.tune_week or weeks[0]
             tuning: dict[str, dict] = {}
-            configs: dict[str, Any] = {}
+            configs: dict[str, Any] = {f"two_tower:{v}": TwoTowerConfig(v, PLATFORM_TRAINING, args.threads)
+                                       for v in holdout_variants}
             if args.grid != "none":
                 tune_train, _, _ = _week_inputs(conn, artifacts, tune_week, lengths)
                 for peer in peers:
@@ -397,9 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for week in weeks:
                 t0 = time.perf_counter()
                 train, score, vocabulary = _week_inputs(conn, artifacts, week, lengths)
-                paths, seconds, skipped = ({}, {}, []) if args.no_checkpoints else _checkpoints(artifacts, week)
+                recorded = {} if args.no_checkpoints else recorded_training(dagster_home, week, VARIANTS)
+                paths, seconds, skipped = ({}, {}, []) if args.no_checkpoints else _checkpoints(artifacts, week,
+                                                                                                recorded)
                 info: dict = {"checkpoints": sorted(paths), "checkpoints_skipped": skipped}
-                frame = compare_week(train, score, peers=peers, configs=configs, protocols=protocols,
+                frame = compare_week(train, score, peers=peers, holdout_peers=holdout_peers, configs=configs,
+                                     protocols=protocols,
                                      checkpoints=paths, checkpoint_train_seconds=seconds,
                                      popularity=popularity_columns(vocabulary), holdout_share=args.holdout_share,
                                      k=args.k, seed=args.seed, info=info)
@@ -414,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = results[["scoring_week", *COLUMNS]]
     settings = {"source": args.source, "rec_home": str(home), "weeks": weeks, "k": args.k, "seed": args.seed,
                 "grid": args.grid, "tune_week": weeks[0] if not args.tune_week else args.tune_week,
-                "protocols": protocols, "peers": peers, "skipped_peers": skipped_peers,
+                "protocols": protocols, "peers": peers, "holdout_peers": holdout_peers, "skipped_peers": skipped_peers,
                 "holdout_share": args.holdout_share, "window_lengths": asdict(lengths), "threads": args.threads,
                 "configs": {p: config_dict(c) for p, c in configs.items()},
                 "seconds": round(time.perf_counter() - started, 1)}

@@ -6,10 +6,10 @@ and the lineage from a recommendation row back to its checkpoint, run and inputs
 
 import duckdb
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey
 
 from rec_assets.definitions import defs
-from rec_assets.defs.jobs import OPT_IN_ASSETS, run_stages
+from rec_assets.defs.jobs import OPT_IN_ASSETS
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.model.variants import VARIANTS
 
@@ -17,14 +17,8 @@ WEEK = SCORING_WEEKS.get_last_partition_key()
 
 
 @pytest.fixture(scope="module")
-def instance(rec_home):
-    return DagsterInstance.ephemeral()
-
-
-@pytest.fixture(scope="module")
-def materialised(instance):
-    results = [stage.execute(instance) for stage in run_stages(defs, WEEK)]
-    return results
+def instance(tiny_instance):
+    return tiny_instance
 
 
 @pytest.fixture(scope="module")
