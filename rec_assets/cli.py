@@ -28,6 +28,15 @@ def prepare_dagster_home() -> Path:
     return home
 
 
+def configured_warehouse():
+    """The warehouse resource with its EnvVar settings (REC_DUCKDB, REC_TABLE_STORE) read now: outside a run
+    Dagster does not resolve them."""
+    from rec_assets.definitions import defs
+    from rec_assets.defs.resources import resolved
+
+    return resolved(defs.resources["warehouse_db"])
+
+
 def _stage(title: str):
     print(f"==> {title}", flush=True)
     return time.monotonic()
@@ -81,9 +90,7 @@ def execute_stages(week: str | None = None, weeks: list[str] | None = None) -> i
 
 def print_week_report(week: str) -> None:
     """What the week's tables hold, read back from the warehouse."""
-    from rec_assets.definitions import defs
-
-    warehouse = defs.resources["warehouse_db"]
+    warehouse = configured_warehouse()
     with warehouse.connect(read_only=True) as conn:
         print(f"\nScoring week {week}")
         windows = conn.execute(
@@ -123,32 +130,49 @@ def print_week_report(week: str) -> None:
 
 
 def print_backfill_report(weeks: list[str]) -> None:
-    """Per week: cold-start titles, evaluated users, and the production and new-titles variants' P@K."""
-    from rec_assets.definitions import defs
+    """Tables 1 and 2 as means over ``weeks``, each variant's precision and recall as mean ± std across them,
+    and per week the cold-start titles and evaluated users: what the weeks' ``evaluation_metrics`` rows hold."""
+    from rec_assets.evaluation.report import spread_markdown, table1_markdown, table2_markdown
 
-    with defs.resources["warehouse_db"].connect(read_only=True) as conn:
-        per_week = conn.execute(
-            """
-            SELECT m.scoring_week::VARCHAR AS week, m.candidate_set, m.category,
-                   max(m.evaluated_users) FILTER (WHERE m.variant = 'random') AS evaluated_users,
-                   max(m.value) FILTER (WHERE m.variant = 'attention_no_id') AS attention_no_id,
-                   max(m.value) FILTER (WHERE m.variant = 'popularity') AS popularity,
-                   max(m.value) FILTER (WHERE m.variant = 'random') AS random
-            FROM evaluation_metrics m
-            WHERE m.metric = 'precision' AND m.scoring_week BETWEEN $first AND $last
-            GROUP BY ALL ORDER BY ALL
-            """,
+    with configured_warehouse().connect(read_only=True) as conn:
+        metrics = conn.execute(
+            "SELECT * EXCLUDE (scoring_week), scoring_week::VARCHAR AS scoring_week FROM evaluation_metrics"
+            " WHERE scoring_week BETWEEN $first AND $last ORDER BY ALL",
             {"first": weeks[0], "last": weeks[-1]},
         ).df()
         cold = conn.execute(
-            "SELECT scoring_week::VARCHAR AS week, count(*) AS cold_start_titles FROM cold_start_titles"
-            " WHERE scoring_week BETWEEN $first AND $last GROUP BY ALL ORDER BY ALL",
+            "SELECT scoring_week::VARCHAR AS scoring_week, count(*) AS cold_start_titles FROM cold_start_titles"
+            " WHERE scoring_week BETWEEN $first AND $last GROUP BY ALL",
             {"first": weeks[0], "last": weeks[-1]},
         ).df()
-    print(f"\nBackfilled {len(weeks)} scoring weeks; precision@K per week (evaluation_metrics):")
-    print(per_week.to_string(index=False))
-    print("\nCold-start titles per week:")
-    print(cold.to_string(index=False))
+    if metrics.empty:
+        print(f"\nNo evaluation_metrics rows for {weeks[0]} .. {weeks[-1]}")
+        return
+    evaluated = metrics[(metrics.metric == "precision") & (metrics.variant == "random")].pivot_table(
+        index="scoring_week", columns=["candidate_set", "category"], values="evaluated_users", aggfunc="max")
+    evaluated.columns = [f"evaluated users {c} {cat}" for c, cat in evaluated.columns]
+    per_week = cold.set_index("scoring_week").join(evaluated, how="outer").fillna(0).astype("int64")
+    present = sorted(metrics["scoring_week"].unique())
+    print(f"\n{len(present)} evaluated weeks, {present[0]} .. {present[-1]}: means over the weeks")
+    print("\n" + table1_markdown(metrics))
+    print("\n" + table2_markdown(metrics))
+    print("\nMean ± std across weeks (weeks with evaluated users only):")
+    print(spread_markdown(metrics))
+    print("\nPer week:")
+    print(per_week.reset_index().to_string(index=False))
+
+
+def report(args: argparse.Namespace) -> int:
+    """Print what the warehouse holds for weeks already materialised (nothing runs)."""
+    prepare_dagster_home()
+    from rec_assets.defs.jobs import backfill_weeks
+
+    weeks = backfill_weeks(args.first, args.last)
+    if len(weeks) == 1:
+        print_week_report(weeks[0])
+    else:
+        print_backfill_report(weeks)
+    return 0
 
 
 def print_failure(result) -> None:
@@ -175,10 +199,9 @@ def audit(args: argparse.Namespace) -> int:
     prepare_dagster_home()
     from dagster import DagsterInstance
 
-    from rec_assets.definitions import defs
     from rec_assets.defs.audit import audit_recommendation
 
-    trail = audit_recommendation(DagsterInstance.get(), defs.resources["warehouse_db"], args.week, args.user)
+    trail = audit_recommendation(DagsterInstance.get(), configured_warehouse(), args.week, args.user)
     print("\n".join(trail.lines()))
     return 0
 
@@ -193,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     backfill_parser.add_argument("--first", default=None, help="first scoring week (default: the source's first)")
     backfill_parser.add_argument("--last", default=None, help="last scoring week (default: the latest)")
     backfill_parser.set_defaults(handler=backfill)
+    report_parser = commands.add_parser("report", help="print the results of weeks already materialised")
+    report_parser.add_argument("--first", default=None, help="first scoring week (default: the source's first)")
+    report_parser.add_argument("--last", default=None, help="last scoring week (default: the latest)")
+    report_parser.set_defaults(handler=report)
     ui_parser = commands.add_parser("ui", help="start the Dagster UI with the daemon")
     ui_parser.add_argument("--host", default="127.0.0.1")
     ui_parser.add_argument("--port", type=int, default=3000)

@@ -226,6 +226,34 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     return _markdown_table(header, body)
 
 
+def spread_markdown(metrics_long_df: pd.DataFrame, metrics: Sequence[str] = ("precision", "recall"),
+                    category: str = "movie") -> str:
+    """One row per variant, one column per candidate set and metric: ``mean ± std`` across the contributing weeks
+    (in %), with the number of weeks; variants in the paper's row order, baselines first."""
+    summary = summary_across_weeks(metrics_long_df)
+    summary = summary[(summary["category"] == category) & summary["metric"].isin(metrics)]
+    columns = [(c, m) for c in ("warm", "cold") for m in metrics if c in set(summary["candidate_set"])]
+    order = [v for v in ("random", "popularity", *WARM_ROWS) if v in set(summary["variant"])]
+    order = list(dict.fromkeys(order))  # baselines first, once
+    order += sorted(set(summary["variant"]) - set(order))
+    names = {"precision": "P", "recall": "R", "coverage": "Cov", "converted_coverage": "ConCov"}
+    header = ["variant", *(f"{c} {names.get(m, m)} ({category})" for c, m in columns), "weeks (warm / cold)"]
+    body = []
+    for variant in order:
+        rows = summary[summary["variant"] == variant].set_index(["candidate_set", "metric"])
+        cells = []
+        for key in columns:
+            if key not in rows.index or rows.loc[key, "n_weeks"] == 0:
+                cells.append("n/a")
+                continue
+            mean, std = rows.loc[key, "mean"], rows.loc[key, "std"]
+            cells.append(f"{100 * mean:.2f}%" + ("" if math.isnan(std) else f" ± {100 * std:.2f}"))
+        weeks = [str(int(rows.loc[(c, metrics[0]), "n_weeks"])) if (c, metrics[0]) in rows.index else "0"
+                 for c in ("warm", "cold")]
+        body.append([variant, *cells, " / ".join(weeks)])
+    return _markdown_table(header, body)
+
+
 def attention_figure(
     weights: np.ndarray,
     type_names: Sequence[str],

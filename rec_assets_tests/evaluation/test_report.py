@@ -14,6 +14,7 @@ from rec_assets.evaluation.report import (
     attention_figure_object,
     lift_table,
     png_markdown,
+    spread_markdown,
     summary_across_weeks,
     summary_markdown,
     table1_markdown,
@@ -123,6 +124,23 @@ def test_summary_across_weeks():
     markdown = summary_markdown(summary_across_weeks(frame))
     assert "| synopsis | warm | movie | precision | 3.000% |" in markdown
     assert "| synopsis | warm | tv | coverage | n/a | n/a | n/a | n/a | 0 |" in markdown
+
+
+def test_spread_lists_each_variant_once_with_mean_and_std_across_weeks_baselines_first():
+    frame = long_frame(
+        segment("W1", "categorical", "warm", "movie", 0.02, 0.1, 100, 40, 10)
+        + segment("W2", "categorical", "warm", "movie", 0.04, 0.3, 200, 60, 10)
+        + segment("W1", "categorical", "cold", "movie", 0.10, 0.5, 5, 3, 4)
+        + segment("W2", "categorical", "cold", "movie", float("nan"), float("nan"), 0, 0, 0)
+        + segment("W1", "random", "warm", "movie", 0.01, 0.05, 300, 50, 10)
+        + segment("W1", "random", "cold", "movie", 0.05, 0.2, 6, 3, 4)
+    )
+    lines = spread_markdown(frame).splitlines()
+    assert lines[0] == ("| variant | warm P (movie) | warm R (movie) | cold P (movie) | cold R (movie) "
+                        "| weeks (warm / cold) |")
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| random", "| categorical"]
+    # warm P of categorical: mean 3 %, std of (2 %, 4 %) = 1.41 points; cold: one contributing week, no std
+    assert lines[3] == "| categorical | 3.00% ± 1.41 | 20.00% ± 14.14 | 10.00% | 50.00% | 2 / 1 |"
 
 
 def test_attention_figure_is_a_valid_png_and_embeds_in_markdown():
