@@ -384,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grid", default="full", choices=["full", "small", "none"],
                         help="tuning grid (peers.tuning.GRIDS); none: the adapters' defaults")
     parser.add_argument("--peers", default=",".join(PEERS), help="adapters, e.g. als,bpr,lightfm,two_tower:synopsis")
-    parser.add_argument("--holdout-two-tower", default="attention_no_id,categorical",
+    parser.add_argument("--holdout-two-tower", default="attention_no_id",
                         help="two-tower variants retrained per week for the holdout protocol (empty: none)")
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
     parser.add_argument("--no-checkpoints", action="store_true", help="leave the two-tower checkpoints out")
