@@ -160,3 +160,15 @@ def test_attention_without_id_ranks_a_watched_cold_title_above_unwatched_ones_mo
         aucs.append((scores[watched][:, None] > scores[~watched][None, :]).mean())
     assert len(aucs) >= 30
     assert np.mean(aucs) > 0.5
+
+
+def test_the_report_command_prints_the_weeks_tables_from_the_warehouse(materialised, capsys):
+    from rec_assets.cli import main
+
+    assert main(["report"]) == 0
+    out = capsys.readouterr().out
+    assert f"1 evaluated weeks, {WEEK} .. {WEEK}: means over the weeks" in out
+    assert "**Cold titles, K = 6, lift vs Random**" in out
+    spread = out[out.index("Mean ± std across weeks"):]
+    assert "| attention_no_id |" in spread and "| random |" in spread
+    assert WEEK in out[out.index("Per week:"):]
