@@ -43,13 +43,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from rec_assets.model.checkpoint import save_checkpoint
-from rec_assets.model.data import (
-    Interactions, ItemFeatures, UserData, contains, item_tensors, sample_negatives, sorted_unique, user_tensors,
-    watched_keys,
-)
+from rec_assets.model.data import Interactions, ItemFeatures, UserData, sample_negatives
 from rec_assets.model.towers import TwoTowerModel
 from rec_assets.model.train import (
-    TrainConfig, TrainResult, assemble_batch, make_optimizer, optimizer_step, resolve_device, with_history_positives,
+    TrainConfig, TrainResult, assemble_batch, make_optimizer, optimizer_step, prepare_training, resolve_device,
 )
 from rec_assets.model.variants import build_model
 
@@ -168,29 +165,12 @@ def train_distributed(variant: str, items: ItemFeatures, users: UserData, positi
 
     model = build_model(variant, items, users, seed=config.seed, **model_overrides)
     positives.validate(users.n_users, items.n_titles)
-    if len(positives) == 0:
-        raise ValueError("no positives to train on")
-    split_seed, val_seed, epoch_seed = np.random.SeedSequence(config.seed).spawn(3)
     rate = config.negative_rate
     model = model.to(device)
-    title_vocab, user_vocab = model.title_vocab.cpu().numpy(), model.user_vocab.cpu().numpy()
-    item_inputs = item_tensors(items, title_vocab, device)
-    user_inputs = user_tensors(users, items, title_vocab, user_vocab, model.config.history_len, device=device)
-    watched = watched_keys(users, positives, items.n_titles)
-    pool = np.flatnonzero(items.id_known) if config.negative_pool == "id_known" else np.arange(items.n_titles)
-
-    users_with_positives = sorted_unique(positives.user_rows)
-    held_out = np.random.default_rng(split_seed).permutation(users_with_positives)
-    held_out = held_out[: int(round(config.validation_share * len(users_with_positives)))]
-    is_val = contains(np.sort(held_out), positives.user_rows)
-    train_users, train_titles = positives.user_rows[~is_val], positives.title_rows[~is_val]
-    val_users, val_titles = positives.user_rows[is_val], positives.title_rows[is_val]
-    if len(train_users) == 0:
-        raise ValueError("validation_share leaves no training positives")
-    user_inputs, train_users, train_owners, train_titles = with_history_positives(
-        config, items, users, title_vocab, user_vocab, model.config.history_len, device, held_out, pool,
-        user_inputs, train_users, train_titles)
-    val_negatives = sample_negatives(np.random.default_rng(val_seed), val_users, rate, pool, watched, items.n_titles)
+    setup = prepare_training(model, items, users, positives, config, device)
+    item_inputs, user_inputs, pool, watched = setup.item_inputs, setup.user_inputs, setup.pool, setup.watched
+    train_users, train_owners, train_titles = setup.train_users, setup.train_owners, setup.train_titles
+    val_users, val_titles, val_negatives = setup.val_users, setup.val_titles, setup.val_negatives
     mine = _shard(len(val_users), rank, world)
     val_tensors = [torch.from_numpy(a[mine]).to(device) for a in (val_users, val_titles, val_negatives)]
 
@@ -211,7 +191,7 @@ def train_distributed(variant: str, items: ItemFeatures, users: UserData, positi
         return all_sum([total])[0] / (len(val_users) * (1 + rate))
 
     optimizer = make_optimizer(model, config)
-    rng = np.random.default_rng(epoch_seed)
+    rng = np.random.default_rng(setup.epoch_seed)
     history: list[dict] = []
 
     def report(record: dict) -> None:

@@ -205,6 +205,54 @@ def batch_loss(model: TwoTowerModel, batch: Batch) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
+@dataclass
+class TrainingSetup:
+    """What a training loop indexes, built once on the device: tower inputs, the negative pool, the user-level
+    validation split, the training positives (history-window ones added) and the validation negatives."""
+
+    item_inputs: ItemTensors
+    user_inputs: UserTensors
+    watched: np.ndarray
+    pool: np.ndarray
+    train_users: np.ndarray  # user-tower row of each training positive
+    train_owners: np.ndarray  # the real user of each training positive (whose watches negatives avoid)
+    train_titles: np.ndarray
+    val_users: np.ndarray
+    val_titles: np.ndarray
+    val_negatives: np.ndarray  # drawn once, so epochs are compared on the same pairs
+    epoch_seed: np.random.SeedSequence
+
+
+def prepare_training(model: TwoTowerModel, items: ItemFeatures, users: UserData, positives: Interactions,
+                     config: TrainConfig, device: torch.device) -> TrainingSetup:
+    """The set-up shared by the single-process loop and the DDP worker (``model`` already on ``device``).
+    Whole users are held out, so the validation loss measures users the model did not fit."""
+    if len(positives) == 0:
+        raise ValueError("no positives to train on")
+    split_seed, val_seed, epoch_seed = np.random.SeedSequence(config.seed).spawn(3)
+    title_vocab, user_vocab = model.title_vocab.cpu().numpy(), model.user_vocab.cpu().numpy()
+    item_inputs = item_tensors(items, title_vocab, device)
+    user_inputs = user_tensors(users, items, title_vocab, user_vocab, model.config.history_len, device=device)
+    watched = watched_keys(users, positives, items.n_titles)
+    pool = np.flatnonzero(items.id_known) if config.negative_pool == "id_known" else np.arange(items.n_titles)
+
+    users_with_positives = sorted_unique(positives.user_rows)
+    held_out = np.random.default_rng(split_seed).permutation(users_with_positives)
+    held_out = held_out[: int(round(config.validation_share * len(users_with_positives)))]
+    is_val = contains(np.sort(held_out), positives.user_rows)
+    train_users, train_titles = positives.user_rows[~is_val], positives.title_rows[~is_val]
+    val_users, val_titles = positives.user_rows[is_val], positives.title_rows[is_val]
+    if len(train_users) == 0:
+        raise ValueError("validation_share leaves no training positives")
+    user_inputs, train_users, train_owners, train_titles = with_history_positives(
+        config, items, users, title_vocab, user_vocab, model.config.history_len, device, held_out, pool,
+        user_inputs, train_users, train_titles)
+    val_negatives = sample_negatives(np.random.default_rng(val_seed), val_users, config.negative_rate, pool,
+                                     watched, items.n_titles)
+    return TrainingSetup(item_inputs, user_inputs, watched, pool, train_users, train_owners, train_titles,
+                         val_users, val_titles, val_negatives, epoch_seed)
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Adam:
     """Adam, fused: one kernel updates every parameter. The for-each loop of the unfused CPU Adam makes about ten
     passes over every parameter (the embedding tables included) per step; on the `large` preset's profile it
@@ -247,33 +295,12 @@ def train(model: TwoTowerModel, items: ItemFeatures, users: UserData, positives:
     positives.validate(users.n_users, items.n_titles)
     if model.config.n_id_titles != int(items.id_known.sum()) or model.config.n_id_users != users.n_users:
         raise ValueError("the model's ID vocabularies were not built from these items/users (use build_model)")
-    if len(positives) == 0:
-        raise ValueError("no positives to train on")
-    split_seed, val_seed, epoch_seed = np.random.SeedSequence(config.seed).spawn(3)
     rate = config.negative_rate
-
-    # everything the loop indexes is built once, on the device
     model = model.to(device)
-    title_vocab, user_vocab = model.title_vocab.cpu().numpy(), model.user_vocab.cpu().numpy()
-    item_inputs = item_tensors(items, title_vocab, device)
-    user_inputs = user_tensors(users, items, title_vocab, user_vocab, model.config.history_len, device=device)
-    watched = watched_keys(users, positives, items.n_titles)
-    pool = np.flatnonzero(items.id_known) if config.negative_pool == "id_known" else np.arange(items.n_titles)
-
-    # hold out whole users, so the validation loss measures users the model did not fit
-    users_with_positives = sorted_unique(positives.user_rows)
-    held_out = np.random.default_rng(split_seed).permutation(users_with_positives)
-    held_out = held_out[: int(round(config.validation_share * len(users_with_positives)))]
-    is_val = contains(np.sort(held_out), positives.user_rows)
-    train_users, train_titles = positives.user_rows[~is_val], positives.title_rows[~is_val]
-    val_users, val_titles = positives.user_rows[is_val], positives.title_rows[is_val]
-    if len(train_users) == 0:
-        raise ValueError("validation_share leaves no training positives")
-    user_inputs, train_users, train_owners, train_titles = with_history_positives(
-        config, items, users, title_vocab, user_vocab, model.config.history_len, device, held_out, pool,
-        user_inputs, train_users, train_titles)
-    # validation negatives are drawn once, so epochs are compared on the same pairs
-    val_negatives = sample_negatives(np.random.default_rng(val_seed), val_users, rate, pool, watched, items.n_titles)
+    setup = prepare_training(model, items, users, positives, config, device)
+    item_inputs, user_inputs, pool, watched = setup.item_inputs, setup.user_inputs, setup.pool, setup.watched
+    train_users, train_owners, train_titles = setup.train_users, setup.train_owners, setup.train_titles
+    val_users, val_titles, val_negatives = setup.val_users, setup.val_titles, setup.val_negatives
     val_tensors = [torch.from_numpy(a).to(device) for a in (val_users, val_titles, val_negatives)]
 
     def validation_loss() -> float:
@@ -291,7 +318,7 @@ def train(model: TwoTowerModel, items: ItemFeatures, users: UserData, positives:
 
     optimizer = make_optimizer(model, config)
     steps_taken = 0
-    rng = np.random.default_rng(epoch_seed)
+    rng = np.random.default_rng(setup.epoch_seed)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     history: list[dict] = []
 
