@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
 def backfill(args: argparse.Namespace) -> int:
     """Every scoring week from ``--first`` to ``--last`` (default: all the source supports), one run per week,
-    oldest first, in this process: the same runs a UI backfill launches, without needing the daemon."""
+    oldest first, in this process: the same runs a UI backfill launches, without needing the daemon. Weeks without
+    enough labelled users are skipped with the reason."""
     prepare_dagster_home()
     from rec_assets.defs.jobs import backfill_weeks
 
@@ -57,30 +58,86 @@ def backfill(args: argparse.Namespace) -> int:
     return execute_stages(weeks=weeks)
 
 
+def week_evaluator():
+    """week key -> its WeekEvaluability, from the events stored in the warehouse (REC_MIN_LABELLED_USERS)."""
+    from datetime import datetime, timedelta, timezone
+
+    from rec_assets.datasets import week_evaluability
+    from rec_assets.definitions import defs
+    from rec_assets.defs.resources import resolved
+    from rec_assets.split.windows import WindowLengths, week_windows
+
+    settings = resolved(defs.resources["windows"])
+    lengths = WindowLengths(settings.history_days, settings.label_days, settings.recent_popularity_days)
+    warehouse = configured_warehouse()
+
+    def evaluate(week: str):
+        start = datetime.fromisoformat(week).replace(tzinfo=timezone.utc)
+        with warehouse.connect(read_only=True) as conn:
+            return week_evaluability(conn, week_windows(start, start + timedelta(days=7), lengths),
+                                     settings.min_labelled_users)
+
+    return evaluate
+
+
 def execute_stages(week: str | None = None, weeks: list[str] | None = None) -> int:
+    """Ingest; then the scoring weeks: ``weeks`` (a backfill: those without enough labelled users skipped), or
+    ``week`` (refused when it has too few), or by default the latest week the stored events can evaluate; then the
+    summaries. Every stage is a Dagster run recorded in the instance."""
     prepare_dagster_home()
     from dagster import DagsterInstance
 
     from rec_assets.definitions import defs
-    from rec_assets.defs.jobs import run_stages
+    from rec_assets.defs.jobs import (
+        backfill_weeks,
+        ingest_stage,
+        latest_evaluable,
+        scoring_week_stage,
+        summaries_stage,
+    )
 
     instance = DagsterInstance.get()
     timings: list[tuple[str, float]] = []
-    for stage in run_stages(defs, week, weeks):
+
+    def execute(stage) -> bool:
         started = _stage(stage.title)
         result = stage.execute(instance)
         elapsed = time.monotonic() - started
         timings.append((stage.title, elapsed))
-        status = "ok" if result.success else "FAILED"
-        print(f"    {status} in {elapsed:.1f} s (run {result.run_id})", flush=True)
+        print(f"    {'ok' if result.success else 'FAILED'} in {elapsed:.1f} s (run {result.run_id})", flush=True)
         if not result.success:
             print_failure(result)
+        return result.success
+
+    if week is not None:
+        backfill_weeks(week, week)  # refuses a week outside the span before anything runs
+    if not execute(ingest_stage(defs)):
+        return 1
+    evaluate = week_evaluator()
+    if weeks is None:
+        chosen = evaluate(week) if week else latest_evaluable(evaluate, backfill_weeks())
+        if not chosen.ok:
+            print(f"refused: {chosen.describe()}", file=sys.stderr)
+            if not week:
+                print("    no scoring week of the span has enough labelled users", file=sys.stderr)
             return 1
-        week = stage.week or week
-    if weeks and len(weeks) > 1:
-        print_backfill_report(weeks)
+        if not week:
+            print(f"    latest evaluable week: {chosen.describe()}", flush=True)
+        weeks = [chosen.week]
     else:
-        print_week_report(week)
+        evaluabilities = [evaluate(w) for w in weeks]
+        for skipped in (e for e in evaluabilities if not e.ok):
+            print(f"==> skipped: {skipped.describe()}", flush=True)
+        weeks = [e.week for e in evaluabilities if e.ok]
+    for scoring_week in weeks:
+        if not execute(scoring_week_stage(defs, scoring_week)):
+            return 1
+    if not execute(summaries_stage(defs)):
+        return 1
+    if len(weeks) > 1:
+        print_backfill_report(weeks)
+    elif weeks:
+        print_week_report(weeks[0])
     print("\nStage timings:")
     for title, seconds in timings:
         print(f"  {seconds:8.1f} s  {title}")
@@ -176,11 +233,28 @@ def report(args: argparse.Namespace) -> int:
 
 
 def print_failure(result) -> None:
-    for event in result.all_events:
-        if event.is_failure or event.event_type_value in ("ASSET_CHECK_EVALUATION",):
-            data = event.event_specific_data
-            message = getattr(getattr(data, "error", None), "message", None) or event.message
-            print(f"    {event.step_key or ''}: {message}", file=sys.stderr)
+    """What failed, in a line each: a failed check's own description and counts, a failed step's own error (the
+    innermost cause, e.g. ``IngestionError: ratings.csv line 57: ...``), never only a name or a traceback."""
+    for line in failure_lines(result.all_events):
+        print(f"    {line}", file=sys.stderr)
+
+
+def failure_lines(events) -> list[str]:
+    lines = []
+    for event in events:
+        data = event.event_specific_data
+        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not getattr(data, "passed", True):
+            counts = ", ".join(f"{key} {value.value}" for key, value in (data.metadata or {}).items()
+                               if isinstance(value.value, (int, float)))
+            lines.append(f"{event.step_key or ''}: check {data.check_name} failed: {data.description}"
+                         + (f" [{counts}]" if counts else ""))
+        elif event.is_step_failure:
+            error = getattr(data, "error", None)
+            while error is not None and error.cause is not None:
+                error = error.cause
+            message = error.message.strip() if error is not None else event.message
+            lines.append(f"{event.step_key or ''}: {message}")
+    return lines
 
 
 def ui(args: argparse.Namespace) -> int:

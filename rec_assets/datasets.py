@@ -17,7 +17,7 @@ import pandas as pd
 
 from rec_assets.artifacts import ArtifactRef
 from rec_assets.model.data import Interactions, ItemFeatures, UserData
-from rec_assets.split.windows import WeekWindows
+from rec_assets.split.windows import WeekEvaluability, WeekWindows
 from rec_assets.sqlmodels.runner import ANALYSES_DIR, discover_queries, query
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
@@ -74,8 +74,9 @@ def item_features(
 
 
 def encode_user_features(users: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
-    """Integer codes per categorical user column (0 = unknown), codes assigned in sorted value order."""
-    columns = [c for c in users.columns if c != "user_id"]
+    """Integer codes per categorical user column (0 = unknown), codes assigned in sorted value order. A column with
+    no known value is left out, so a source without user features gets a history-only user tower."""
+    columns = [c for c in users.columns if c != "user_id" and users[c].notna().any()]
     codes = np.zeros((len(users), len(columns)), dtype=np.int64)
     cardinalities: list[int] = []
     for j, column in enumerate(columns):
@@ -129,7 +130,7 @@ def load_week(
     else:
         history_window, label_window = (params["xp_start"], params["xp_end"]), (params["yp_start"], params["yp_end"])
     items = item_features(catalogue, categorical, synopsis, cover_art, phase)
-    users_frame = conn.execute("SELECT * FROM raw_users ORDER BY user_id").df()
+    users_frame = query(conn, ANALYSES["week_users"], {"yp_end": params["yp_end"]}).df()
     user_ids = users_frame["user_id"].to_numpy(dtype=np.int64)
     codes, cardinalities = encode_user_features(users_frame)
     history = window_events(conn, *history_window)
@@ -143,3 +144,9 @@ def load_week(
         labels=_labels(user_ids, labels, items.title_ids),
         history_counts=np.bincount(rows, minlength=items.n_titles).astype(np.int64),
     )
+
+
+def week_evaluability(conn: duckdb.DuckDBPyConnection, windows: WeekWindows, minimum: int) -> WeekEvaluability:
+    """How many users the week's stored events give to train on (Y) and to evaluate on (Y'), against ``minimum``."""
+    label_users, scoring_users = query(conn, ANALYSES["week_labelled_users"], windows.as_sql_parameters()).fetchone()
+    return WeekEvaluability(windows, int(label_users), int(scoring_users), minimum)

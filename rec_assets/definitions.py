@@ -16,7 +16,7 @@ from rec_assets.defs.resources import (
 def build_definitions() -> Definitions:
     return Definitions(
         assets=[
-            raw.raw_titles, raw.raw_users, raw.raw_watch_events,
+            raw.raw_titles, raw.raw_users, raw.raw_watch_events, raw.raw_title_tags,
             *split.split_assets,
             *features.feature_assets,
             *towers.tower_assets,

@@ -10,6 +10,7 @@
 
       <store>/raw_titles/part-0.parquet                                  catalogue snapshot
       <store>/raw_users/part-0.parquet                                   user snapshot
+      <store>/raw_title_tags/part-0.parquet                              tag snapshot (a file even when empty)
       <store>/raw_watch_events/event_week=2025-03-03/part-0.parquet      one file per event week
       <store>/split_windows/scoring_week=2025-03-03/part-0.parquet       one file per scoring week
       <store>/rejected_rows/kind=events/part-<content hash>.parquet      quarantine, read as a set

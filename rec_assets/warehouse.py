@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS raw_watch_events (
 )
 """
 
+RAW_TITLE_TAGS_DDL = """
+CREATE TABLE IF NOT EXISTS raw_title_tags (
+    title_id BIGINT NOT NULL,
+    tag VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL
+)
+"""
+
 REJECTED_DDL = """
 CREATE TABLE IF NOT EXISTS rejected_rows (
     kind VARCHAR NOT NULL,
@@ -63,6 +71,7 @@ TITLE_COLUMNS = [
     "title_id", "title", "category", "genres", "subgenres", "actors", "directors",
     "maturity_rating", "country", "release_year", "acquisition_date", "synopsis", "image",
 ]
+TAG_COLUMNS = ["title_id", "tag", "ts"]
 
 
 @contextmanager
@@ -77,7 +86,7 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
 
 
 def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    for ddl in (RAW_TITLES_DDL, RAW_EVENTS_DDL, REJECTED_DDL):
+    for ddl in (RAW_TITLES_DDL, RAW_EVENTS_DDL, RAW_TITLE_TAGS_DDL, REJECTED_DDL):
         conn.execute(ddl)
 
 
@@ -93,6 +102,22 @@ def replace_titles(conn: duckdb.DuckDBPyConnection, titles: pd.DataFrame) -> int
         conn.register("incoming_titles", frame)
         conn.execute("INSERT INTO raw_titles BY NAME SELECT * FROM incoming_titles")
         conn.unregister("incoming_titles")
+    return len(frame)
+
+
+def replace_title_tags(conn: duckdb.DuckDBPyConnection, tags: pd.DataFrame) -> int:
+    """Tag applications (title, tag, when) are a snapshot of the source's tags file: replace them whole."""
+    # Converted here, not by a ::TIMESTAMP cast in SQL, which would follow the connection's TimeZone setting.
+    frame = tags[TAG_COLUMNS].assign(ts=pd.to_datetime(tags["ts"], utc=True).dt.tz_localize(None))
+    store = storage.store_of(conn)
+    if store is not None:
+        return _store_replace_snapshot(conn, store, "raw_title_tags", frame, RAW_TITLE_TAGS_DDL)
+    with transaction(conn):
+        ensure_raw_tables(conn)
+        conn.execute("DELETE FROM raw_title_tags")
+        conn.register("incoming_tags", frame)
+        conn.execute("INSERT INTO raw_title_tags BY NAME SELECT * FROM incoming_tags")
+        conn.unregister("incoming_tags")
     return len(frame)
 
 

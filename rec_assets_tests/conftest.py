@@ -48,4 +48,4 @@ def materialised(tiny_instance):
     from rec_assets.defs.jobs import run_stages
     from rec_assets.defs.partitions import SCORING_WEEKS
 
-    return [stage.execute(tiny_instance) for stage in run_stages(defs, SCORING_WEEKS.get_last_partition_key())]
+    return [stage.execute(tiny_instance) for stage in run_stages(defs, [SCORING_WEEKS.get_last_partition_key()])]

@@ -8,6 +8,7 @@ checkpoint's lineage names the exact feature versions it was trained on.
 
 
 import time
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from rec_assets.artifacts import ArtifactRef, write_artifact
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.resources import ArtifactsResource, WarehouseResource
 from rec_assets.defs.split import SQL_DIR
-from rec_assets.features.categorical import CategoricalConfig, describe, encode, fit_vocabulary
+from rec_assets.features.categorical import TAG, CategoricalConfig, describe, encode, fit_vocabulary
 from rec_assets.features.cover_art import CoverArtConfig, embed_cover_art
 from rec_assets.features.synopsis import SynopsisConfig, embed_synopses
 from rec_assets.sqlmodels.runner import ANALYSES_DIR, discover_queries, query
@@ -41,6 +42,7 @@ class FeaturesResource(ConfigurableResource):
     """Feature settings (section 3.2 of the paper)."""
 
     top_n_people: int = Field(default=2000, description="Top actors and directors kept (each).")
+    top_n_tags: int = Field(default=500, description="Top tags kept (by the number of titles carrying them).")
     popularity_bins: int = Field(default=10, description="Uniform bins of the log popularity shares.")
     synopsis_vector_size: int = Field(default=100, description="word2vec dimensions.")
     synopsis_epochs: int = Field(default=10, description="word2vec epochs.")
@@ -58,7 +60,8 @@ class FeaturesResource(ConfigurableResource):
 
     def categorical(self) -> CategoricalConfig:
         return CategoricalConfig(
-            top_n_actors=self.top_n_people, top_n_directors=self.top_n_people, popularity_bins=self.popularity_bins
+            top_n_actors=self.top_n_people, top_n_directors=self.top_n_people, top_n_tags=self.top_n_tags,
+            popularity_bins=self.popularity_bins,
         )
 
     def synopsis(self) -> SynopsisConfig:
@@ -89,6 +92,35 @@ def load_week_catalogue(warehouse_db: WarehouseResource, week: str) -> pd.DataFr
 def load_popularity(warehouse_db: WarehouseResource, week: str, context_name: str) -> pd.DataFrame:
     with warehouse_db.connect(read_only=True) as conn:
         return query(conn, ANALYSES["week_popularity"], {"scoring_week": week, "context": context_name}).df()
+
+
+# Phase -> the split window whose end is the phase's "now": nothing from later may reach its features.
+HISTORY_WINDOWS = {"train": "X", "score": "X_prime"}
+
+
+def load_history_ends(warehouse_db: WarehouseResource, week: str) -> dict[str, datetime]:
+    """End of each phase's history window as the week's split stored it: 'train' = end of X, 'score' = end of X'."""
+    with warehouse_db.connect(read_only=True) as conn:
+        ends = dict(conn.execute(
+            "SELECT window_name, window_end FROM split_windows WHERE scoring_week = $week::DATE",
+            {"week": week},
+        ).fetchall())
+    missing = [name for name in HISTORY_WINDOWS.values() if name not in ends]
+    if missing:
+        raise ValueError(f"split_windows has no window {missing} for week {week}: materialise split_windows first")
+    return {phase: ends[name] for phase, name in HISTORY_WINDOWS.items()}
+
+
+def load_week_tags(warehouse_db: WarehouseResource, week: str, before: datetime) -> pd.DataFrame:
+    """(title_id, tag, applications) of the week's titles, counting only applications strictly before ``before``."""
+    with warehouse_db.connect(read_only=True) as conn:
+        return query(conn, ANALYSES["week_title_tags"], {"scoring_week": week, "tags_before": before}).df()
+
+
+def with_tags(titles: pd.DataFrame, tags: pd.DataFrame) -> pd.DataFrame:
+    """The titles with a list column ``tags``: each title's distinct tags, sorted ([] for a title without)."""
+    by_title = tags.groupby("title_id")["tag"].agg(lambda values: sorted(set(values))).to_dict()
+    return titles.assign(tags=[by_title.get(t, []) for t in titles["title_id"].tolist()])
 
 
 def _week(context: AssetExecutionContext) -> str:
@@ -175,11 +207,11 @@ def embedding_outputs(kind: str, week: str, titles, result, seconds: float, arti
     group_name=FEATURES_GROUP,
     kinds={"python", "numpy"},
     partitions_def=SCORING_WEEKS,
-    deps=[*FEATURE_DEPS, "title_popularity"],
-    code_version="categorical-v1",
+    deps=[*FEATURE_DEPS, "title_popularity", "split_windows", "raw_title_tags"],
+    code_version="categorical-v2",
     check_specs=_check_specs("categorical", "title_categorical_features", with_vectors=False),
-    description="Multi-hot categorical vectors (genres, top people, rating, country, years, popularity) per title, "
-                "for training (popularity as of the end of X) and scoring (as of the end of X').",
+    description="Multi-hot categorical vectors (genres, top people, tags, rating, country, years, popularity) per "
+                "title, for training (popularity and tags as of the end of X) and scoring (as of the end of X').",
 )
 def title_categorical_features(
     context: AssetExecutionContext,
@@ -191,11 +223,20 @@ def title_categorical_features(
     titles = load_week_catalogue(warehouse_db, week)
     train_popularity = load_popularity(warehouse_db, week, "train")
     score_popularity = load_popularity(warehouse_db, week, "score")
+    ends = load_history_ends(warehouse_db, week)
+    tags = {phase: load_week_tags(warehouse_db, week, end) for phase, end in ends.items()}
+    # Each phase sees the tags of its own history only, and the vocabulary only the training phase's.
+    train_titles, score_titles = with_tags(titles, tags["train"]), with_tags(titles, tags["score"])
     config = features.categorical()
-    vocabulary = fit_vocabulary(titles, config, popularity=train_popularity)
-    train_rows = encode(titles, train_popularity, vocabulary, config)
-    score_rows = encode(titles, score_popularity, vocabulary, config)
+    vocabulary = fit_vocabulary(train_titles, config, popularity=train_popularity)
+    train_rows = encode(train_titles, train_popularity, vocabulary, config)
+    score_rows = encode(score_titles, score_popularity, vocabulary, config)
     summary = describe(vocabulary, score_rows)
+    tag_counts = {
+        "titles_with_tags": {phase: int(frame["title_id"].nunique()) for phase, frame in tags.items()},
+        "tags_before": {phase: str(end) for phase, end in ends.items()},
+        "tag_vocabulary_size": int(summary["vocabulary_sizes"].get(TAG, 0)),
+    }
     path = artifacts.path("features", "categorical", week)
     content_hash = write_artifact(
         path,
@@ -205,7 +246,7 @@ def title_categorical_features(
             "score_offsets": score_rows.offsets, "score_indices": score_rows.indices,
         },
         frames={"vocabulary": vocabulary},
-        meta={"width": int(train_rows.width), "scoring_week": week, **summary},
+        meta={"width": int(train_rows.width), "scoring_week": week, **summary, "tags": tag_counts},
     )
     ref = ArtifactRef(str(path), content_hash, "categorical", week, {"width": int(train_rows.width)})
     yield Output(
@@ -219,6 +260,8 @@ def title_categorical_features(
             "vocabulary_sizes": MetadataValue.json(summary["vocabulary_sizes"]),
             "nonzeros_per_title": MetadataValue.json(summary["nonzeros_per_title"]),
             "dropped_unknown_values": MetadataValue.json(summary["dropped_unknown"]),
+            "titles_with_tags": MetadataValue.json(tag_counts["titles_with_tags"]),
+            "tag_vocabulary_size": tag_counts["tag_vocabulary_size"],
         },
     )
     yield from feature_checks("categorical", titles, train_rows.title_ids, None, None, train_rows.width, 1.0)

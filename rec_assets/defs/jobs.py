@@ -10,6 +10,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.raw import RAW_GROUP
+from rec_assets.split.windows import WeekEvaluability
 
 INGEST_JOB = "ingest_history"
 SCORING_WEEK_JOB = "materialize_scoring_week"
@@ -61,36 +62,51 @@ def backfill_weeks(first: str | None = None, last: str | None = None) -> list[st
     return keys[start: end + 1]
 
 
-def run_stages(defs: Definitions, week: str | None = None, weeks: list[str] | None = None) -> list[Stage]:
-    """Ingest every event week in one run, materialise each scoring week of ``weeks`` (default: ``week``, else the
-    latest) in its own run, oldest first, then the summaries."""
+def ingest_stage(defs: Definitions) -> Stage:
+    """Titles, users, tags and every event week of the span in one run."""
     keys = SCORING_WEEKS.get_partition_keys()
-    if weeks is None:
-        weeks = backfill_weeks(week or None, week or None) if week else backfill_weeks()[-1:]
     ingest = defs.resolve_job_def(INGEST_JOB)
+    return Stage(
+        f"ingest titles, users and {len(keys)} event weeks ({keys[0]} .. {keys[-1]}) in one run",
+        lambda instance: ingest.execute_in_process(
+            instance=instance,
+            tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
+            raise_on_error=False,
+        ),
+    )
+
+
+def scoring_week_stage(defs: Definitions, scoring_week: str) -> Stage:
     weekly = defs.resolve_job_def(SCORING_WEEK_JOB)
+    return Stage(
+        f"materialise scoring week {scoring_week}",
+        lambda instance: weekly.execute_in_process(instance=instance, partition_key=scoring_week,
+                                                   raise_on_error=False),
+        week=scoring_week,
+    )
+
+
+def summaries_stage(defs: Definitions) -> Stage:
     summaries = defs.resolve_job_def(SUMMARIES_JOB)
+    return Stage(
+        "summarise every evaluated week",
+        lambda instance: summaries.execute_in_process(instance=instance, raise_on_error=False),
+    )
 
-    def scoring_week_stage(scoring_week: str) -> Stage:
-        return Stage(
-            f"materialise scoring week {scoring_week}",
-            lambda instance: weekly.execute_in_process(instance=instance, partition_key=scoring_week,
-                                                       raise_on_error=False),
-            week=scoring_week,
-        )
 
-    return [
-        Stage(
-            f"ingest titles, users and {len(keys)} event weeks ({keys[0]} .. {keys[-1]}) in one run",
-            lambda instance: ingest.execute_in_process(
-                instance=instance,
-                tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
-                raise_on_error=False,
-            ),
-        ),
-        *(scoring_week_stage(w) for w in weeks),
-        Stage(
-            "summarise every evaluated week",
-            lambda instance: summaries.execute_in_process(instance=instance, raise_on_error=False),
-        ),
-    ]
+def run_stages(defs: Definitions, weeks: list[str]) -> list[Stage]:
+    """Ingest every event week in one run, materialise each scoring week of ``weeks`` in its own run, oldest
+    first, then the summaries."""
+    return [ingest_stage(defs), *(scoring_week_stage(defs, w) for w in weeks), summaries_stage(defs)]
+
+
+def latest_evaluable(evaluate: Callable[[str], WeekEvaluability], weeks: list[str]) -> WeekEvaluability:
+    """The latest of ``weeks`` that can be trained and evaluated, searching back from the last; when none can,
+    the last week's evaluability (whose ``describe`` says why)."""
+    last = None
+    for week in reversed(weeks):
+        evaluability = evaluate(week)
+        last = last or evaluability
+        if evaluability.ok:
+            return evaluability
+    return last

@@ -59,7 +59,8 @@ def rejected_share_check(rejected: int, rows_read: int, limit: float) -> AssetCh
     return AssetCheckResult(
         check_name=CHECK_RAW_EVENTS_REJECTED_SHARE,
         passed=share <= limit,
-        description=f"{rejected} of {rows_read} source event rows rejected ({share:.2%}); limit {limit:.2%}",
+        description=(f"{rejected} of {rows_read} source event rows rejected, cascades from rejected titles included "
+                     f"({share:.2%}); limit {limit:.2%} (REC_MAX_REJECTED_SHARE)"),
         metadata={"rejected_rows": rejected, "source_rows_read": rows_read, "rejected_share": share},
     )
 
@@ -146,19 +147,22 @@ def raw_watch_events(context: AssetExecutionContext, source: SourceResource, war
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'raw_users'"
         ).fetchone()[0])
         known_users = [r[0] for r in conn.execute("SELECT user_id FROM raw_users").fetchall()] if has_users else None
+    bounds = source.timestamp_bounds(_utcnow())
     read = opened.read_events(
         start=start, end=end, known_title_ids=known_titles, known_user_ids=known_users or None,
-        now=_utcnow(), mode=source.bad_rows,
+        now=bounds.latest, earliest=bounds.earliest, mode=source.bad_rows,
     )
     with warehouse_db.connect() as conn:
         warehouse.record_rejected(conn, "events", read.rejected)
         deleted, inserted = warehouse.replace_events(conn, read.events, start, end)
         _, version = warehouse.events_fingerprint(conn, start or datetime(1, 1, 1), end)
     rejected_share = len(read.rejected) / max(read.rows_read, 1)
-    context.log.info(
-        f"events {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}: {inserted} stored ({deleted} replaced), "
-        f"{len(read.rejected)} of {read.rows_read} source rows rejected"
-    )
+    accounting = read.accounting()
+    at_span_end = window.end >= SCORING_WEEKS.get_last_partition_window().end
+    held_labels = {"before_range": "before this run's weeks",
+                   "after_range": "after the last complete week" if at_span_end else "after this run's weeks"}
+    summary = ingestion_summary(read, deleted, held_labels)
+    context.log.info(f"events {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}: {summary}")
     return MaterializeResult(
         check_results=[rejected_share_check(len(read.rejected), read.rows_read, source.max_rejected_share)],
         metadata={
@@ -170,15 +174,34 @@ def raw_watch_events(context: AssetExecutionContext, source: SourceResource, war
             "rejected_rows": len(read.rejected),
             "rejected_share": rejected_share,
             "rejected_preview": MetadataValue.md(_rejected_preview(read.rejected)),
+            "row_accounting": MetadataValue.json(accounting),
+            "row_accounting_summary": summary,
+            "held_back": MetadataValue.md(
+                "\n".join(f"- {h.describe(held_labels[h.where])}" for h in read.held_back) or "none"),
+            "fallback_decoded_lines": read.fallback_decoded_lines,
+            "timestamp_bounds": f"{bounds.earliest.isoformat()} .. {bounds.latest.isoformat()}",
             "source_fingerprint": opened.fingerprint(),
         },
         data_version=DataVersion(version),
     )
 
 
+def ingestion_summary(read, replaced: int, held_labels: dict[str, str]) -> str:
+    """One line that accounts for every source row: stored + quarantined (by reason) + cascaded + held back."""
+    counts = read.accounting()
+    reasons = ", ".join(f"{key.split(':', 1)[1]} {n}" for key, n in counts.items() if key.startswith("quarantined:"))
+    held = "; ".join(h.describe(held_labels.get(h.where)) for h in read.held_back)
+    return (
+        f"{counts['rows_read']} source rows read = {counts['stored']} stored ({replaced} replaced)"
+        f" + {counts['quarantined']} quarantined{f' ({reasons})' if reasons else ''}"
+        f" + {counts['cascaded']} cascaded from rejected titles"
+        f" + {counts['held_back']} held back{f' ({held})' if held else ''}"
+    )
+
+
 @asset_check(asset=raw_watch_events, name=CHECK_RAW_EVENTS_EXPECTATIONS, blocking=True)
 def raw_events_meet_expectations(
-    context: AssetCheckExecutionContext, warehouse_db: WarehouseResource
+    context: AssetCheckExecutionContext, warehouse_db: WarehouseResource, source: SourceResource
 ) -> AssetCheckResult:
     """GX suite on the events the latest ingestion stored: ids present, timestamps in range, titles known,
     no duplicates."""
@@ -194,7 +217,9 @@ def raw_events_meet_expectations(
             bounds,
         ).df()
         titles = [r[0] for r in conn.execute("SELECT title_id FROM raw_titles").fetchall()]
-    outcome = run_suite("raw_watch_events", events, events_expectations(titles, None, _naive(_utcnow())))
+    bounds = source.timestamp_bounds(_utcnow())
+    outcome = run_suite("raw_watch_events", events,
+                        events_expectations(titles, _naive(bounds.earliest), _naive(bounds.latest)))
     return AssetCheckResult(
         passed=outcome.success,
         description=outcome.describe(),
@@ -229,4 +254,35 @@ def raw_titles_missing_synopsis_or_image_share(warehouse_db: WarehouseResource) 
             f"{no_image} lack cover art ({image_share:.1%}); warning above {MAX_MISSING_METADATA_SHARE:.0%}"
         ),
         metadata={"titles": total, "missing_synopsis": no_synopsis, "missing_image": no_image},
+    )
+
+
+@asset(
+    group_name=RAW_GROUP,
+    kinds={"duckdb", "python"},
+    pool=DUCKDB_POOL,
+    deps=[raw_titles],
+    code_version="raw_title_tags-v1",
+    description="Every application of a tag to a title, with its time (empty when the source has no tags file).",
+)
+def raw_title_tags(context: AssetExecutionContext, source: SourceResource, warehouse_db: WarehouseResource):
+    opened = source.open()
+    with warehouse_db.connect(read_only=True) as conn:
+        known_titles = [r[0] for r in conn.execute("SELECT title_id FROM raw_titles").fetchall()]
+    read = opened.read_tags(mode=source.bad_rows, known_title_ids=known_titles,
+                            bounds=source.timestamp_bounds(_utcnow()))
+    with warehouse_db.connect() as conn:
+        warehouse.record_rejected(conn, "tags", read.rejected)
+        rows = warehouse.replace_title_tags(conn, read.tags)
+    context.log.info(f"stored {rows} tag applications from {opened.name}; rejected {len(read.rejected)}")
+    return MaterializeResult(
+        metadata={
+            "rows": rows,
+            "source": opened.name,
+            "source_fingerprint": opened.fingerprint(),
+            "rejected_rows": len(read.rejected),
+            "rejected_preview": MetadataValue.md(_rejected_preview(read.rejected)),
+            **{f"count_{k}": int(v) for k, v in read.counts.items()},
+        },
+        data_version=DataVersion(opened.fingerprint()),
     )

@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from rec_assets.sources.canonical import CanonicalSource
 from rec_assets.storage import DUCKDB_STORE, TableStore, is_duckdb_store
 from rec_assets.sources.movielens import MovieLensSource
 from rec_assets.sources.simulator import config_for, ensure_generated, simulator_span
+from rec_assets.sources.validation import DEFAULT_EARLIEST_EVENT, DEFAULT_FUTURE_SLACK_DAYS, TimestampBounds
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HOME = PROJECT_ROOT / ".rec_home"
@@ -51,8 +52,24 @@ class SourceResource(ConfigurableResource):
         default="quarantine", description="REC_BAD_ROWS: quarantine bad rows into rejected_rows, or fail."
     )
     max_rejected_share: float = Field(
-        default=0.01, description="REC_MAX_REJECTED_SHARE: above this share of rejected events, a blocking check fails."
+        default=0.01,
+        description="REC_MAX_REJECTED_SHARE: above this share of rejected events (bad rows and cascades from rejected "
+                    "titles), a blocking check fails.",
     )
+    earliest_event: str = Field(
+        default=DEFAULT_EARLIEST_EVENT,
+        description="REC_EARLIEST_EVENT: events and tags before this day (YYYY-MM-DD, UTC) are quarantined as "
+                    "implausible_timestamp.",
+    )
+    future_slack_days: int = Field(
+        default=DEFAULT_FUTURE_SLACK_DAYS,
+        description="REC_FUTURE_SLACK_DAYS: events and tags later than the run's clock plus this many days are "
+                    "quarantined as future.",
+    )
+
+    def timestamp_bounds(self, now: datetime | None = None) -> TimestampBounds:
+        """The plausible range of timestamps for a run whose clock reads ``now`` (default: the current time)."""
+        return TimestampBounds.for_run(now or datetime.now(timezone.utc), self.earliest_event, self.future_slack_days)
 
     def home_path(self) -> Path:
         return Path(self.home).resolve() if self.home else rec_home()
@@ -78,7 +95,7 @@ class SourceResource(ConfigurableResource):
         """First event day and last event day (exclusive), without generating simulated data."""
         if self.kind == "simulator":
             return simulator_span(config_for(self.simulator_preset, self.simulator_seed))
-        return self.open().event_span()
+        return self.open().event_span(self.timestamp_bounds())
 
 
 class WindowsResource(ConfigurableResource):
@@ -89,6 +106,11 @@ class WindowsResource(ConfigurableResource):
     recent_popularity_days: int = Field(default=60, description="REC_RECENT_POPULARITY_DAYS: short popularity window.")
     first_scoring_week: str = Field(
         default="", description="REC_FIRST_WEEK: first scoring week (a Monday); default: the source's first week."
+    )
+    min_labelled_users: int = Field(
+        default=20,
+        description="REC_MIN_LABELLED_USERS: a week is trained and evaluated only when at least this many users "
+                    "have an event in Y and at least this many in Y'.",
     )
 
 
@@ -182,6 +204,8 @@ def source_resource() -> SourceResource:
         home=env_or_default("REC_HOME", ""),
         bad_rows=env_or_default("REC_BAD_ROWS", "quarantine"),
         max_rejected_share=float(os.environ.get("REC_MAX_REJECTED_SHARE", "0.01")),
+        earliest_event=env_or_default("REC_EARLIEST_EVENT", DEFAULT_EARLIEST_EVENT),
+        future_slack_days=env_or_default("REC_FUTURE_SLACK_DAYS", DEFAULT_FUTURE_SLACK_DAYS),
     )
 
 
@@ -199,6 +223,7 @@ def windows_resource() -> WindowsResource:
         label_days=env_or_default("REC_LABEL_DAYS", 14),
         recent_popularity_days=env_or_default("REC_RECENT_POPULARITY_DAYS", 60),
         first_scoring_week=env_or_default("REC_FIRST_WEEK", ""),
+        min_labelled_users=env_or_default("REC_MIN_LABELLED_USERS", 20),
     )
 
 

@@ -26,7 +26,8 @@ from rec_assets.defs.partitions import EVENTS_OF_SCORING_WEEK, SCORING_WEEKS
 from rec_assets.defs.raw import DUCKDB_POOL
 from rec_assets.defs.resources import WarehouseResource, WindowsResource
 from rec_assets.quality.expectations import run_suite, split_windows_expectations
-from rec_assets.split.windows import WeekWindows, WindowLengths, week_windows
+from rec_assets.datasets import week_evaluability
+from rec_assets.split.windows import WeekEvaluability, WeekWindows, WindowLengths, week_windows
 from rec_assets.sqlmodels.runner import (
     TESTS_DIR,
     SqlModel,
@@ -43,6 +44,7 @@ SPLIT_GROUP = "split"
 RAW_SOURCES = ("raw_watch_events", "raw_titles", "raw_users")
 
 CHECK_SPLIT_WINDOWS_EXPECTATIONS = "split_windows_meet_expectations"
+CHECK_SPLIT_WEEK_EVALUABLE = "split_week_has_enough_labelled_users"
 
 MODELS = discover_models(SQL_DIR, sources=RAW_SOURCES)
 DATA_TESTS = discover_queries(SQL_DIR, TESTS_DIR)
@@ -82,6 +84,16 @@ def windows_expectations_result(conn, week) -> AssetCheckResult:
     )
 
 
+def evaluability_result(evaluability: WeekEvaluability) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=CHECK_SPLIT_WEEK_EVALUABLE,
+        passed=evaluability.ok,
+        description=evaluability.describe(),
+        metadata={"label_users": evaluability.label_users, "scoring_users": evaluability.scoring_users,
+                  "min_labelled_users": evaluability.minimum},
+    )
+
+
 def _tests_guarding(model: SqlModel) -> list[SqlModel]:
     """Data tests attach to the last model they read, so they run once that model is written."""
     guarded = []
@@ -106,10 +118,13 @@ def build_model_asset(model: SqlModel) -> AssetsDefinition:
         AssetCheckSpec(test.name, asset=model.name, blocking=True, description=test.description) for test in tests
     ]
     if model.name == "split_windows":
-        check_specs.append(
+        check_specs += [
             AssetCheckSpec(CHECK_SPLIT_WINDOWS_EXPECTATIONS, asset=model.name, blocking=True,
-                           description="GX suite: four windows, each non-empty, each ending after it starts.")
-        )
+                           description="GX suite: four windows, each non-empty, each ending after it starts."),
+            AssetCheckSpec(CHECK_SPLIT_WEEK_EVALUABLE, asset=model.name, blocking=True,
+                           description="Enough users with a label in Y and in Y' to train and evaluate the week "
+                                       "(REC_MIN_LABELLED_USERS); below it the week's towers are not trained."),
+        ]
 
     @asset(
         name=model.name,
@@ -131,6 +146,7 @@ def build_model_asset(model: SqlModel) -> AssetsDefinition:
             checks = [data_test_result(conn, test, values) for test in tests]
             if model.name == "split_windows":
                 checks.append(windows_expectations_result(conn, values["scoring_week"]))
+                checks.append(evaluability_result(week_evaluability(conn, week, windows.min_labelled_users)))
         if result.recreated_table:
             context.log.warning(f"{model.name}: columns changed, table rebuilt; other weeks need re-running")
         context.log.info(f"{model.name} {context.partition_key}: {result.rows_inserted} rows "

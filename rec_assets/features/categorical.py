@@ -9,6 +9,7 @@ field                 columns
 ``subgenre``          every subgenre seen in the catalogue (sorted)
 ``actor``             the ``top_n_actors`` most frequent actors (frequency = number of titles; ties by name)
 ``director``          the ``top_n_directors`` most frequent directors (same rule)
+``tag``               the ``top_n_tags`` most frequent tags (same rule: number of titles carrying the tag)
 ``maturity_rating``   every rating seen (sorted)
 ``country``           every country of origin seen (sorted)
 ``release_year``      one column per year seen, or per ``release_year_bucket``-year bucket (``"1990-1994"``)
@@ -20,6 +21,10 @@ field                 columns
 The vocabulary is fitted once (on the catalogue and on the *training* popularity) and is then used to encode both the
 training and the scoring features: the popularity bin edges live in the vocabulary, the popularity values come from
 the frame passed to :func:`encode`. A missing value sets no bit in its block.
+
+Tags are time-dependent too: they come from the list column ``tags`` of the titles frame, which the caller fills with
+the tags applied before the end of the history window the rows serve (training: X, scoring: X'); fit on the training
+frame. Without a ``tags`` column the ``tag`` block has no columns, and the vector is what it was before tags existed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ GENRE = "genre"
 SUBGENRE = "subgenre"
 ACTOR = "actor"
 DIRECTOR = "director"
+TAG = "tag"
 MATURITY_RATING = "maturity_rating"
 COUNTRY = "country"
 RELEASE_YEAR = "release_year"
@@ -49,6 +55,7 @@ FIELDS: tuple[str, ...] = (
     SUBGENRE,
     ACTOR,
     DIRECTOR,
+    TAG,
     MATURITY_RATING,
     COUNTRY,
     RELEASE_YEAR,
@@ -75,12 +82,13 @@ class CategoricalConfig:
 
     top_n_actors: int = 2000
     top_n_directors: int = 2000
+    top_n_tags: int = 500
     release_year_bucket: int = 1
     popularity_bins: int = 10
 
     def __post_init__(self) -> None:
-        if self.top_n_actors < 0 or self.top_n_directors < 0:
-            raise ValueError("top_n_actors and top_n_directors must be >= 0")
+        if self.top_n_actors < 0 or self.top_n_directors < 0 or self.top_n_tags < 0:
+            raise ValueError("top_n_actors, top_n_directors and top_n_tags must be >= 0")
         if self.release_year_bucket < 1:
             raise ValueError("release_year_bucket must be >= 1")
         if self.popularity_bins < 0:
@@ -202,6 +210,10 @@ def _field_pairs(titles: pd.DataFrame, name: str, config: CategoricalConfig) -> 
         return _list_pairs(titles["actors"])
     if name == DIRECTOR:
         return _list_pairs(titles["directors"])
+    if name == TAG:
+        if "tags" not in titles.columns:  # a catalogue without tags: the block stays empty
+            return np.zeros(0, dtype=np.int64), []
+        return _list_pairs(titles["tags"])
     if name == MATURITY_RATING:
         return _scalar_pairs(titles["maturity_rating"])
     if name == COUNTRY:
@@ -296,8 +308,8 @@ def fit_vocabulary(
 ) -> pd.DataFrame:
     """The column vocabulary: a DataFrame ``field, value, column, lower, upper`` with one row per vector column.
 
-    ``column`` runs 0..width-1 in the block order of :data:`FIELDS`, values sorted within a block (actors and
-    directors by descending frequency, then name). ``lower``/``upper`` are the bin edges of popularity bins and NaN
+    ``column`` runs 0..width-1 in the block order of :data:`FIELDS`, values sorted within a block (actors, directors
+    and tags by descending frequency, then name). ``lower``/``upper`` are the bin edges of popularity bins and NaN
     elsewhere. ``popularity`` (the *training* popularity, as of the end of the training history window) fixes the bin
     edges; it is required unless ``config.popularity_bins == 0``.
     """
@@ -323,6 +335,8 @@ def fit_vocabulary(
             values = _top_n(names, config.top_n_actors)
         elif name == DIRECTOR:
             values = _top_n(names, config.top_n_directors)
+        elif name == TAG:
+            values = _top_n(names, config.top_n_tags)
         elif name == RELEASE_YEAR:
             # Sort buckets by their starting year, not as strings ("999" < "1000").
             values = sorted(set(names), key=lambda label: int(label.split("-")[0]))

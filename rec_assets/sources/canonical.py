@@ -20,14 +20,19 @@ from rec_assets.sources.validation import (
     Reason,
     RejectLog,
     Source,
+    TagsRead,
+    TimestampBounds,
     TitlesRead,
     UsersRead,
     directory_fingerprint,
     event_span_csv,
+    int64_ids,
+    no_tags,
     parse_int,
     read_events_csv,
     read_jsonl,
     read_small_csv,
+    read_tags_rows,
     require_directory,
     require_file,
     title_counts,
@@ -64,6 +69,7 @@ class CanonicalSource:
         self.titles_path = require_file(self.data_dir / layout.TITLES_FILE, self.name)
         self.events_path = require_file(self.data_dir / layout.EVENTS_FILE, self.name)
         self.users_path = self.data_dir / layout.USERS_FILE
+        self.tags_path = self.data_dir / layout.TAGS_FILE
 
     def __repr__(self) -> str:
         return f"CanonicalSource({str(self.data_dir)!r})"
@@ -90,7 +96,7 @@ class CanonicalSource:
         titles = titles_frame(records)
         rejected = log.finish()
         counts = title_counts(titles, rejected)
-        counts["image_file_not_found"] = images_not_found
+        counts.update(image_file_not_found=images_not_found, **log.encoding_counts())
         return TitlesRead(titles=titles, rejected=rejected, counts=counts)
 
     def _title_record(self, value: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, str] | None, int]:
@@ -170,7 +176,9 @@ class CanonicalSource:
                 features[name].append(row.fields[index] or None)
         users = users_frame(ids, features)
         rejected = log.finish()
-        return UsersRead(users=users, rejected=rejected, counts=user_counts(users, rejected, missing_file=False))
+        counts = user_counts(users, rejected, missing_file=False)
+        counts.update(log.encoding_counts())
+        return UsersRead(users=users, rejected=rejected, counts=counts)
 
     def read_events(
         self,
@@ -181,15 +189,34 @@ class CanonicalSource:
         known_user_ids: Any = None,
         now: datetime,
         mode: str = "quarantine",
+        earliest: datetime | None = None,
     ) -> EventsRead:
+        known = int64_ids(known_title_ids)
+        rejected_titles = sorted(self.listed_title_ids() - set(known.to_pylist())) if known is not None else None
         return read_events_csv(
             self.events_path, EventColumns(*layout.EVENT_COLUMNS),
             start=start, end=end, known_title_ids=known_title_ids, known_user_ids=known_user_ids, now=now,
-            mode=mode, users_file=layout.USERS_FILE,
+            mode=mode, users_file=layout.USERS_FILE, earliest=earliest, rejected_title_ids=rejected_titles,
         )
 
-    def event_span(self) -> tuple[date, date]:
-        return event_span_csv(self.events_path, layout.EVENT_COLUMNS[2])
+    def listed_title_ids(self) -> set[int]:
+        """Every title_id titles.jsonl lists, good or rejected (to tell a cascade from an unknown title)."""
+        items = read_jsonl(self.titles_path, RejectLog("quarantine"))
+        return {title_id for item in items if (title_id := parse_int(item.value.get("title_id"))) is not None}
+
+    def read_tags(self, mode: str = "quarantine", *, known_title_ids: Any, bounds: TimestampBounds) -> TagsRead:
+        """The optional ``tags.csv`` (``title_id,tag,timestamp``): one row per application of a tag."""
+        if not self.tags_path.is_file():
+            return no_tags()
+        log = RejectLog(mode)
+        header, rows = read_small_csv(self.tags_path, list(layout.TAG_COLUMNS), log)
+        read = read_tags_rows(self.tags_path, rows, tuple(header.index(name) for name in layout.TAG_COLUMNS), log,
+                              known_title_ids=known_title_ids, bounds=bounds)
+        read.counts.update(missing_tags_file=0, **log.encoding_counts())
+        return read
+
+    def event_span(self, bounds: TimestampBounds | None = None) -> tuple[date, date]:
+        return event_span_csv(self.events_path, EventColumns(*layout.EVENT_COLUMNS), bounds)
 
     def fingerprint(self) -> str:
         return directory_fingerprint(self.data_dir)

@@ -23,6 +23,10 @@ A source directory in the canonical layout holds:
     Header ``user_id,title_id,timestamp``; one watch event per line. ``timestamp`` is ISO-8601 in UTC
     (``2025-01-06T13:45:00Z``) or integer Unix seconds.
 
+``tags.csv`` (optional)
+    Header ``title_id,tag,timestamp``; one line per time a tag was applied to a title. Features use only the tags
+    applied before the end of the history window they serve.
+
 ``manifest.json`` (optional)
     What produced the directory (generator, preset, seed, first and last event day, row counts).
 """
@@ -32,6 +36,7 @@ from __future__ import annotations
 TITLES_FILE = "titles.jsonl"
 USERS_FILE = "users.csv"
 EVENTS_FILE = "events.csv"
+TAGS_FILE = "tags.csv"
 MANIFEST_FILE = "manifest.json"
 
 TITLE_FIELDS: tuple[str, ...] = (
@@ -52,3 +57,4 @@ TITLE_FIELDS: tuple[str, ...] = (
 LIST_FIELDS: frozenset[str] = frozenset({"genres", "subgenres", "actors", "directors"})
 CATEGORIES: tuple[str, ...] = ("movie", "tv")
 EVENT_COLUMNS: tuple[str, ...] = ("user_id", "title_id", "timestamp")
+TAG_COLUMNS: tuple[str, ...] = ("title_id", "tag", "timestamp")

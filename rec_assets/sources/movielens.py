@@ -1,16 +1,18 @@
 """A MovieLens-style directory as a source, mapped onto the canonical layout.
 
-Files (``ratings.csv`` and ``movies.csv`` required, the rest optional, each absence counted, never fatal):
+Every public layout is read: ``ratings.csv`` + ``movies.csv`` (100k as shipped here, ml-latest, 20M, 25M) or the
+``::``-separated ``ratings.dat`` + ``movies.dat`` (1M, 10M; latin-1). Optional, each absence counted, never fatal:
+``users.csv``/``users.dat``, ``links.csv``, ``tags.csv``/``tags.dat``, ``omdb.jsonl``, ``posters/<movieId>.jpg``.
+Text that is not UTF-8 is decoded as cp1252 (then latin-1) and counted per file. Mapping:
 
-- ``ratings.csv`` ``userId,movieId,rating,timestamp``: every rating is a watch event (the rating is ignored; the
-  timestamp is Unix seconds, ISO-8601 also accepted).
-- ``movies.csv`` ``movieId,title,genres``: the catalogue. Its ``|``-separated genres become ``subgenres``, namespaced
-  ``ml:<genre>`` so they never collide with OMDb's top-level genres.
-- ``omdb.jsonl``: OMDb metadata per ``movieId``. ``Genre`` -> genres, ``Actors``/``Director`` -> actors/directors,
-  ``Rated`` -> maturity_rating, first ``Country`` -> country, ``Year`` (else ``Released``) -> release_year, ``Plot``
-  -> synopsis, ``Type`` movie -> "movie", series/episode -> "tv", ``Title`` -> title. ``"N/A"`` or "" = unknown.
-- ``users.csv`` ``userId,age,gender,occupation,zip_code`` -> user_id, age_band, gender, occupation, region.
-- ``posters/<movieId>.jpg`` -> image.
+- ratings: every rating is a watch event (the rating is ignored; Unix seconds, ISO-8601 also accepted).
+- movies: ``|``-separated genres become ``subgenres``, namespaced ``ml:<genre>`` (never colliding with OMDb's).
+- omdb.jsonl, per ``movieId``, or per IMDb id (``imdbID``/``imdbId``) through ``links.csv``: ``Genre`` -> genres,
+  ``Actors``/``Director`` -> actors/directors, ``Rated`` -> maturity_rating, first ``Country`` -> country, ``Year``
+  (else ``Released``) -> release_year, ``Plot`` -> synopsis, ``Type`` movie -> "movie", series/episode -> "tv".
+- users: age -> the 1M age bands, gender, occupation (1M's codes by name), ZIP's first character -> region. Without
+  a users file every user of the events is kept with unknown features (a history-only user tower).
+- tags: each application (title, tag, time); the features use only tags applied before a window's end.
 
 A title's acquisition_date is the day of its first rating (never rated: None), since MovieLens has no catalogue
 dates and a title cannot be watched before the service has it.
@@ -19,25 +21,36 @@ dates and a title cannot be watched before the service has it.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from rec_assets.sources.validation import (
+    DAT_SEPARATOR,
+    CsvRow,
     EventColumns,
     EventsRead,
     JsonLine,
     Reason,
     RejectLog,
+    TagsRead,
+    TimestampBounds,
     TitlesRead,
     UsersRead,
+    decode_text,
     directory_fingerprint,
     event_span_csv,
     first_event_day_by_title,
+    int64_ids,
+    iter_lines,
+    no_tags,
     parse_int,
     read_events_csv,
     read_jsonl,
     read_small_csv,
+    read_small_dat,
+    read_tags_rows,
     require_directory,
     require_file,
     title_counts,
@@ -47,12 +60,20 @@ from rec_assets.sources.validation import (
     users_frame,
 )
 
-RATINGS_FILE = "ratings.csv"
-MOVIES_FILE = "movies.csv"
-USERS_FILE = "users.csv"
 OMDB_FILE = "omdb.jsonl"
+LINKS_FILE = "links.csv"
 POSTERS_DIR = "posters"
-RATING_COLUMNS = EventColumns(user_id="userId", title_id="movieId", timestamp="timestamp")
+RATING_FIELDS = ("userId", "movieId", "rating", "timestamp")
+MOVIE_FIELDS = ("movieId", "title", "genres")
+USER_FIELDS_DAT = ("userId", "gender", "age", "occupation", "zip_code")
+TAG_FIELDS = ("userId", "movieId", "tag", "timestamp")
+# MovieLens 1M's users.dat gives occupations as codes (its README).
+OCCUPATION_CODES: dict[str, str] = {str(code): name for code, name in enumerate((
+    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service",
+    "doctor/health care", "executive/managerial", "farmer", "homemaker", "k-12 student", "lawyer", "programmer",
+    "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer", "tradesman/craftsman",
+    "unemployed", "writer",
+))}
 SUBGENRE_PREFIX = "ml:"
 # MovieLens placeholders for "no genre", not genres.
 NO_GENRE = frozenset({"(no genres listed)", "unknown", ""})
@@ -102,6 +123,50 @@ def zip_region(zip_code: str) -> str | None:
     return f"zip-{code[0]}" if code[0].isdigit() else f"postal-{code[0]}"
 
 
+@dataclass(frozen=True)
+class MovieLensFile:
+    """One logical file of the directory in whichever layout it has: ``.csv`` (a header) or ``.dat`` (``::``)."""
+
+    path: Path
+    fields: tuple[str, ...]  # the .dat layout's fields in order; a .csv file names its own in its header
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def is_dat(self) -> bool:
+        return self.path.suffix == ".dat"
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def rows(self, required: tuple[str, ...], log: RejectLog) -> tuple[list[str], list[CsvRow]]:
+        """Header (the .dat layout's field names) and good rows; bad rows go to ``log``."""
+        if self.is_dat:
+            return list(self.fields), read_small_dat(self.path, self.fields, log)
+        return read_small_csv(self.path, list(required), log)
+
+    def event_columns(self) -> EventColumns:
+        return EventColumns(user_id="userId", title_id="movieId", timestamp="timestamp",
+                            dat_fields=self.fields if self.is_dat else ())
+
+
+def _layout_file(data_dir: Path, stem: str, fields: tuple[str, ...]) -> MovieLensFile:
+    """``<stem>.csv`` if present, else ``<stem>.dat`` if present, else the (absent) ``.csv``."""
+    for suffix in (".csv", ".dat"):
+        path = data_dir / f"{stem}{suffix}"
+        if path.is_file():
+            return MovieLensFile(path, fields)
+    return MovieLensFile(data_dir / f"{stem}.csv", fields)
+
+
+def _imdb_number(value: Any) -> int | None:
+    """An IMDb id as a number: ``tt0114709``, ``0114709`` and 114709 are the same title."""
+    text = str(value).strip().lower().removeprefix("tt") if value is not None else ""
+    return parse_int(text)
+
+
 class MovieLensSource:
     """A MovieLens-style directory (see the module docstring)."""
 
@@ -109,9 +174,14 @@ class MovieLensSource:
 
     def __init__(self, data_dir: Path | str | None):
         self.data_dir = require_directory(data_dir, self.name)
-        self.ratings_path = require_file(self.data_dir / RATINGS_FILE, self.name)
-        self.movies_path = require_file(self.data_dir / MOVIES_FILE, self.name)
-        self.users_path = self.data_dir / USERS_FILE
+        self.ratings = _layout_file(self.data_dir, "ratings", RATING_FIELDS)
+        self.movies = _layout_file(self.data_dir, "movies", MOVIE_FIELDS)
+        for file in (self.ratings, self.movies):
+            if not file.exists():
+                require_file(self.data_dir / f"{file.path.stem}.csv", f"{self.name} (.csv or .dat)")
+        self.users = _layout_file(self.data_dir, "users", USER_FIELDS_DAT)
+        self.tags = _layout_file(self.data_dir, "tags", TAG_FIELDS)
+        self.links_path = self.data_dir / LINKS_FILE
         self.omdb_path = self.data_dir / OMDB_FILE
         self.posters_dir = self.data_dir / POSTERS_DIR
 
@@ -119,10 +189,10 @@ class MovieLensSource:
         return f"MovieLensSource({str(self.data_dir)!r})"
 
     def read_titles(self, mode: str = "quarantine", *, now: datetime | None = None) -> TitlesRead:
-        log = RejectLog(mode, file_order=(MOVIES_FILE, OMDB_FILE))
+        log = RejectLog(mode, file_order=(self.movies.name, OMDB_FILE, LINKS_FILE))
         movies = self._movies(log)
-        omdb, omdb_unmatched = self._omdb(log, movies)
-        first_days = first_event_day_by_title(self.ratings_path, RATING_COLUMNS)
+        omdb, omdb_unmatched = self._omdb(log, movies, self._links(log))
+        first_days = first_event_day_by_title(self.ratings.path, self.ratings.event_columns())
         posters = {path.stem: path for path in self.posters_dir.glob("*.jpg")} if self.posters_dir.is_dir() else {}
         records = []
         category_defaulted = 0
@@ -134,11 +204,11 @@ class MovieLensSource:
             record["image"] = str(poster.resolve()) if poster is not None else None
             problem = title_problem(record, now)
             if problem is not None:
-                # Name the line the bad value came from: OMDb's for its type or year, else movies.csv's.
+                # Name the line the bad value came from: OMDb's for its type or year, else the movies file's.
                 if info is not None and (problem[0] == Reason.BAD_CATEGORY or year_origin == OMDB_FILE):
                     log.reject(OMDB_FILE, info.line, problem[0], problem[1], info.raw)
                 else:
-                    log.reject(MOVIES_FILE, line, problem[0], problem[1], raw)
+                    log.reject(self.movies.name, line, problem[0], problem[1], raw)
                 continue
             category_defaulted += defaulted
             records.append(record)
@@ -151,37 +221,78 @@ class MovieLensSource:
             missing_posters_dir=int(not self.posters_dir.is_dir()),
             omdb_unmatched=omdb_unmatched,
             category_defaulted=category_defaulted,
+            **log.encoding_counts(),
         )
         return TitlesRead(titles=titles, rejected=rejected, counts=counts)
 
     def _movies(self, log: RejectLog) -> dict[int, tuple[int, str, str, str]]:
-        """movieId -> (line, raw line, title, genres) of movies.csv's good rows."""
-        header, rows = read_small_csv(self.movies_path, ["movieId", "title", "genres"], log)
-        id_col, title_col, genres_col = (header.index(name) for name in ("movieId", "title", "genres"))
+        """movieId -> (line, raw line, title, genres) of the movies file's good rows."""
+        header, rows = self.movies.rows(MOVIE_FIELDS, log)
+        id_col, title_col, genres_col = (header.index(name) for name in MOVIE_FIELDS)
         movies: dict[int, tuple[int, str, str, str]] = {}
         for row in rows:
             movie_id = parse_int(row.fields[id_col])
             if movie_id is None:
-                log.reject(MOVIES_FILE, row.line, Reason.BAD_TITLE_ID,
+                log.reject(self.movies.name, row.line, Reason.BAD_TITLE_ID,
                            f"movieId {row.fields[id_col]!r} is not an integer id", row.raw)
             elif movie_id in movies:
-                log.reject(MOVIES_FILE, row.line, Reason.DUPLICATE_TITLE_ID,
+                log.reject(self.movies.name, row.line, Reason.DUPLICATE_TITLE_ID,
                            f"movieId {movie_id} repeats line {movies[movie_id][0]}", row.raw)
             else:
                 movies[movie_id] = (row.line, row.raw, row.fields[title_col], row.fields[genres_col])
         return movies
 
-    def _omdb(self, log: RejectLog, movies: dict[int, Any]) -> tuple[dict[int, JsonLine], int]:
-        """movieId -> its OMDb line, and how many OMDb records name a movie that movies.csv lacks."""
+    def listed_title_ids(self) -> set[int]:
+        """Every movieId the movies file lists, on good or rejected lines (to tell a cascade from an unknown
+        title): the first field of every line, however malformed the rest is."""
+        lines = iter_lines(self.movies.path)
+        if not self.movies.is_dat:
+            next(lines, None)  # the header
+        ids = set()
+        for _, raw in lines:
+            text = decode_text(raw)[0]
+            first = text.split(DAT_SEPARATOR if self.movies.is_dat else ",", 1)[0].strip().strip('"')
+            if (movie_id := parse_int(first)) is not None:
+                ids.add(movie_id)
+        return ids
+
+    def _links(self, log: RejectLog) -> dict[int, list[int]]:
+        """IMDb number -> the movieIds links.csv gives it (several MovieLens ids can share one film); absent: {}."""
+        if not self.links_path.is_file():
+            return {}
+        header, rows = read_small_csv(self.links_path, ["movieId", "imdbId"], log)
+        movie_col, imdb_col = header.index("movieId"), header.index("imdbId")
+        links: dict[int, list[int]] = {}
+        for row in rows:
+            movie_id, imdb = parse_int(row.fields[movie_col]), _imdb_number(row.fields[imdb_col])
+            if movie_id is None:
+                log.reject(LINKS_FILE, row.line, Reason.BAD_TITLE_ID,
+                           f"movieId {row.fields[movie_col]!r} is not an integer id", row.raw)
+            elif imdb is not None:
+                links.setdefault(imdb, []).append(movie_id)
+        return links
+
+    def _omdb(
+        self, log: RejectLog, movies: dict[int, Any], links: dict[int, list[int]]
+    ) -> tuple[dict[int, JsonLine], int]:
+        """movieId -> its OMDb line, and how many OMDb records name a movie that the movies file lacks. A record
+        names its movie by ``movieId``, else by its IMDb id (the one it was fetched by, ``imdbId``, or OMDb's own,
+        ``imdbID``) through links.csv: the first of that film's movieIds without a record yet."""
         if not self.omdb_path.is_file():
             return {}, 0
         records: dict[int, JsonLine] = {}
         unmatched = 0
         for item in read_jsonl(self.omdb_path, log):
             raw_id = item.value.get("movieId")
+            if raw_id is None:
+                linked = [movie_id for key in ("imdbId", "imdbID")
+                          for movie_id in links.get(_imdb_number(item.value.get(key)), [])]
+                raw_id = next((m for m in linked if m not in records), linked[0] if linked else None)
             movie_id = parse_int(raw_id)
             if raw_id is None:
-                log.reject(OMDB_FILE, item.line, Reason.MISSING_TITLE_ID, "movieId is missing", item.raw)
+                log.reject(OMDB_FILE, item.line, Reason.MISSING_TITLE_ID,
+                           "movieId is missing" + (", and links.csv maps no movie to its IMDb id" if links else ""),
+                           item.raw)
             elif movie_id is None:
                 log.reject(OMDB_FILE, item.line, Reason.BAD_TITLE_ID, f"movieId {raw_id!r} is not an integer id",
                            item.raw)
@@ -212,7 +323,7 @@ class MovieLensSource:
                 year, year_origin = int(found.group()), OMDB_FILE
                 break
         if year is None and title_year:
-            year, year_origin = int(title_year.group(1)), MOVIES_FILE
+            year, year_origin = int(title_year.group(1)), "movies"
         countries = omdb_list(omdb, "Country")
         record = {
             "title_id": movie_id,
@@ -232,13 +343,13 @@ class MovieLensSource:
 
     def read_users(self, mode: str = "quarantine") -> UsersRead:
         log = RejectLog(mode)
-        if not self.users_path.is_file():
+        if not self.users.exists():
             users = users_frame([], {name: [] for name in USER_FEATURES})
             rejected = log.finish()
             return UsersRead(users=users, rejected=rejected, counts=user_counts(users, rejected, missing_file=True))
-        header, rows = read_small_csv(self.users_path, ["userId"], log)
-        column = {name: header.index(name) for name in ("userId", "age", "gender", "occupation", "zip_code")
-                  if name in header}
+        header, rows = self.users.rows(("userId",), log)
+        column = {name: header.index(name) for name in USER_FIELDS_DAT if name in header}
+        file = self.users.name
 
         def field(row, name: str) -> str:
             return row.fields[column[name]] if name in column else ""
@@ -249,22 +360,25 @@ class MovieLensSource:
         for row in rows:
             user_id = parse_int(field(row, "userId"))
             if user_id is None:
-                log.reject(USERS_FILE, row.line, Reason.BAD_USER_ID,
+                log.reject(file, row.line, Reason.BAD_USER_ID,
                            f"userId {field(row, 'userId')!r} is not an integer id", row.raw)
                 continue
             if user_id in line_of_id:
-                log.reject(USERS_FILE, row.line, Reason.DUPLICATE_USER_ID,
+                log.reject(file, row.line, Reason.DUPLICATE_USER_ID,
                            f"userId {user_id} repeats line {line_of_id[user_id]}", row.raw)
                 continue
             line_of_id[user_id] = row.line
             ids.append(user_id)
+            occupation = field(row, "occupation")
             features["age_band"].append(age_band(field(row, "age")))
             features["gender"].append(field(row, "gender") or None)
-            features["occupation"].append(field(row, "occupation").lower() or None)
+            features["occupation"].append(OCCUPATION_CODES.get(occupation, occupation.lower()) or None)
             features["region"].append(zip_region(field(row, "zip_code")))
         users = users_frame(ids, features)
         rejected = log.finish()
-        return UsersRead(users=users, rejected=rejected, counts=user_counts(users, rejected, missing_file=False))
+        counts = user_counts(users, rejected, missing_file=False)
+        counts.update(log.encoding_counts())
+        return UsersRead(users=users, rejected=rejected, counts=counts)
 
     def read_events(
         self,
@@ -275,15 +389,31 @@ class MovieLensSource:
         known_user_ids: Any = None,
         now: datetime,
         mode: str = "quarantine",
+        earliest: datetime | None = None,
     ) -> EventsRead:
+        known = int64_ids(known_title_ids)
+        listed = self.listed_title_ids()
+        rejected_titles = sorted(listed - set(known.to_pylist())) if known is not None else None
         return read_events_csv(
-            self.ratings_path, RATING_COLUMNS,
+            self.ratings.path, self.ratings.event_columns(),
             start=start, end=end, known_title_ids=known_title_ids, known_user_ids=known_user_ids, now=now,
-            mode=mode, users_file=USERS_FILE,
+            mode=mode, users_file=self.users.name, earliest=earliest, rejected_title_ids=rejected_titles,
         )
 
-    def event_span(self) -> tuple[date, date]:
-        return event_span_csv(self.ratings_path, RATING_COLUMNS.timestamp)
+    def read_tags(self, mode: str = "quarantine", *, known_title_ids: Any, bounds: TimestampBounds) -> TagsRead:
+        if not self.tags.exists():
+            return no_tags()
+        log = RejectLog(mode)
+        header, rows = self.tags.rows(("movieId", "tag", "timestamp"), log)
+        read = read_tags_rows(
+            self.tags.path, rows, tuple(header.index(name) for name in ("movieId", "tag", "timestamp")), log,
+            known_title_ids=known_title_ids, bounds=bounds,
+        )
+        read.counts.update(missing_tags_file=0, **log.encoding_counts())
+        return read
+
+    def event_span(self, bounds: TimestampBounds | None = None) -> tuple[date, date]:
+        return event_span_csv(self.ratings.path, self.ratings.event_columns(), bounds)
 
     def fingerprint(self) -> str:
         return directory_fingerprint(self.data_dir)

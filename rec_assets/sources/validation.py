@@ -27,9 +27,10 @@ import hashlib
 import json
 import mmap
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -44,6 +45,7 @@ from rec_assets.sources.layout import LIST_FIELDS, TITLE_FIELDS
 
 MODES: tuple[str, ...] = ("fail", "quarantine")
 REJECTED_COLUMNS: tuple[str, ...] = ("file", "line", "reason", "raw", "detail")
+FALLBACK_COUNT_PREFIX = "fallback_decoded_lines:"
 EVENTS_SCHEMA = pa.schema(
     [("user_id", pa.int64()), ("title_id", pa.int64()), ("ts", pa.timestamp("us", tz="UTC"))]
 )
@@ -73,6 +75,12 @@ class Reason:
     IMPLAUSIBLE_YEAR = "implausible_year"
     BAD_FIELD = "bad_field"
     DUPLICATE_USER_ID = "duplicate_user_id"
+    IMPLAUSIBLE_TIMESTAMP = "implausible_timestamp"  # before TimestampBounds.earliest
+    REJECTED_TITLE = "rejected_title"  # a cascade: the event's title was in the titles file but was rejected
+
+
+#: Reasons that are not a fault of the row itself but of another row it depends on (reported apart from bad rows).
+CASCADE_REASONS: frozenset[str] = frozenset({Reason.REJECTED_TITLE})
 
 
 class IngestionError(ValueError):
@@ -134,9 +142,18 @@ class RejectLog:
         self.mode = check_mode(mode)
         self.file_order = tuple(file_order)
         self.rows: list[Rejected] = []
+        self.fallback_decoded: Counter[str] = Counter()
 
     def reject(self, file: str, line: int, reason: str, detail: str, raw: str) -> None:
         self.rows.append(Rejected(file=file, line=line, reason=reason, raw=raw, detail=detail))
+
+    def decoded_by_fallback(self, file: str, lines: int = 1) -> None:
+        """Count lines of ``file`` that were not valid UTF-8 and were decoded by :func:`decode_text`'s fallback."""
+        self.fallback_decoded[file] += lines
+
+    def encoding_counts(self) -> dict[str, int]:
+        """``fallback_decoded_lines:<file>`` for every file that needed the fallback encoding."""
+        return {f"{FALLBACK_COUNT_PREFIX}{file}": n for file, n in sorted(self.fallback_decoded.items())}
 
     def finish(self) -> pd.DataFrame:
         if self.mode == "fail" and self.rows:
@@ -191,6 +208,55 @@ class EventsRead:
     events: pa.Table
     rejected: pd.DataFrame
     rows_read: int
+    held_back: tuple["HeldBack", ...] = ()
+    fallback_decoded_lines: int = 0
+
+    def accounting(self) -> dict[str, int]:
+        """Rows read = stored + quarantined + cascaded + held back: each term, by reason where there is one."""
+        reasons = self.rejected["reason"].value_counts().to_dict() if len(self.rejected) else {}
+        counts = {
+            "rows_read": self.rows_read,
+            "stored": self.events.num_rows,
+            "quarantined": sum(n for r, n in reasons.items() if r not in CASCADE_REASONS),
+            "cascaded": sum(n for r, n in reasons.items() if r in CASCADE_REASONS),
+            "held_back": sum(h.rows for h in self.held_back),
+        }
+        counts.update({f"quarantined:{r}": int(n) for r, n in sorted(reasons.items()) if r not in CASCADE_REASONS})
+        counts.update({f"cascaded:{r}": int(n) for r, n in sorted(reasons.items()) if r in CASCADE_REASONS})
+        counts.update({f"held_back:{h.where}": h.rows for h in self.held_back})
+        return counts
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """Good event rows a read did not return because they fall outside its range (``before_range`` or
+    ``after_range``, e.g. the data's last, incomplete week), with the first and last of their timestamps."""
+
+    where: str
+    rows: int
+    first: datetime
+    last: datetime
+
+    def describe(self, label: str | None = None) -> str:
+        return f"{self.rows} {label or self.where.replace('_', ' ')} ({self.first:%Y-%m-%d} .. {self.last:%Y-%m-%d})"
+
+
+@dataclass
+class TagsRead:
+    """``tags``: title_id int64, tag str (stripped, lower-cased, never empty), ts datetime64[us, UTC]: one row per
+    time a user applied a tag to a title, in file order. Sources without a tags file return an empty frame."""
+
+    tags: pd.DataFrame
+    rejected: pd.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def tags_frame(title_ids: Sequence[int], tags: Sequence[str], ts: Sequence[datetime]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "title_id": pd.Series(list(title_ids), dtype="int64"),
+        "tag": pd.Series(list(tags), dtype="str"),
+        "ts": pd.Series(pd.to_datetime(list(ts), utc=True), dtype="datetime64[us, UTC]"),
+    })
 
 
 @runtime_checkable
@@ -211,9 +277,12 @@ class Source(Protocol):
         known_user_ids: Any,
         now: datetime,
         mode: str = "quarantine",
+        earliest: datetime | None = None,
     ) -> EventsRead: ...
 
-    def event_span(self) -> tuple[date, date]: ...
+    def read_tags(self, mode: str = "quarantine", *, known_title_ids: Any, bounds: TimestampBounds) -> TagsRead: ...
+
+    def event_span(self, bounds: TimestampBounds | None = None) -> tuple[date, date]: ...
 
     def fingerprint(self) -> str: ...
 
@@ -227,6 +296,39 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+DEFAULT_EARLIEST_EVENT = "1990-01-01"
+DEFAULT_FUTURE_SLACK_DAYS = 1
+
+
+@dataclass(frozen=True)
+class TimestampBounds:
+    """The plausible range of event and tag timestamps: ``earliest <= ts <= latest``. Outside it a row is
+    quarantined (``implausible_timestamp`` / ``future``), and it never moves the span or the partitions."""
+
+    earliest: datetime
+    latest: datetime
+
+    @classmethod
+    def for_run(cls, now: datetime, earliest: str = DEFAULT_EARLIEST_EVENT,
+                future_slack_days: int = DEFAULT_FUTURE_SLACK_DAYS) -> "TimestampBounds":
+        """Not before ``earliest`` (an ISO day or moment, naive = UTC), not after the run's clock plus the slack."""
+        try:
+            low = as_utc(datetime.fromisoformat(earliest))
+        except ValueError:
+            raise ValueError(f"earliest event time {earliest!r} is not an ISO-8601 date (YYYY-MM-DD)") from None
+        return cls(earliest=low, latest=as_utc(now) + timedelta(days=future_slack_days))
+
+    def problem(self, moment: datetime) -> tuple[str, str] | None:
+        moment = as_utc(moment)
+        if moment < self.earliest:
+            return Reason.IMPLAUSIBLE_TIMESTAMP, (
+                f"timestamp {moment.isoformat()} is before the earliest plausible time {self.earliest:%Y-%m-%d} "
+                "(REC_EARLIEST_EVENT)")
+        if moment > self.latest:
+            return Reason.FUTURE, f"timestamp {moment.isoformat()} is after now ({self.latest.isoformat()})"
+        return None
 
 
 def plausible_years(now: datetime | None) -> tuple[int, int]:
@@ -246,6 +348,20 @@ def decode_line(raw: bytes) -> str | None:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def decode_text(raw: bytes) -> tuple[str, bool]:
+    """The bytes as text and whether the fallback was needed: UTF-8, else cp1252 (what MovieLens 1M/10M and most
+    Windows exports use; identical to latin-1 for accented letters), else latin-1 for cp1252's five undefined
+    bytes. Every byte string decodes, so an accent in a title never costs the row."""
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252"), True
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), True
 
 
 def printable_raw(raw: bytes) -> str:
@@ -281,13 +397,7 @@ def read_small_csv(
     header = _header_fields(path, next(lines, (1, b""))[1])
     _require_columns(path, header, required)
     rows: list[CsvRow] = []
-    for number, raw in lines:
-        text = decode_line(raw)
-        if text is None:
-            log.reject(path.name, number, Reason.ENCODING, "invalid UTF-8 bytes", printable_raw(raw))
-            continue
-        if not text.strip():
-            continue
+    for number, text in _decoded_lines(path, lines, log):
         fields = next(csv.reader([text]))
         if len(fields) != len(header):
             log.reject(
@@ -296,6 +406,34 @@ def read_small_csv(
             continue
         rows.append(CsvRow(line=number, raw=text, fields=[f.strip() for f in fields]))
     return header, rows
+
+
+DAT_SEPARATOR = "::"
+
+
+def read_small_dat(path: Path, names: Sequence[str], log: RejectLog) -> list[CsvRow]:
+    """The rows of a MovieLens ``.dat`` file (``::``-separated, no header, no quoting; 1M/10M ship them in
+    latin-1, which :func:`decode_text` handles). Fields are ``names`` in order; the last field may contain ``::``
+    only if it is the only free-text one (it never is in MovieLens), so a row with another count is rejected."""
+    rows: list[CsvRow] = []
+    for number, text in _decoded_lines(path, iter_lines(path), log):
+        fields = text.split(DAT_SEPARATOR)
+        if len(fields) != len(names):
+            log.reject(path.name, number, Reason.FIELD_COUNT,
+                       f"expected {len(names)} '::'-separated fields ({','.join(names)}), found {len(fields)}", text)
+            continue
+        rows.append(CsvRow(line=number, raw=text, fields=[f.strip() for f in fields]))
+    return rows
+
+
+def _decoded_lines(path: Path, lines: Iterable[tuple[int, bytes]], log: RejectLog) -> Iterator[tuple[int, str]]:
+    """Non-blank lines as text, each line that needed the fallback encoding counted in ``log``."""
+    for number, raw in lines:
+        text, fallback = decode_text(raw)
+        if fallback:
+            log.decoded_by_fallback(path.name)
+        if text.strip():
+            yield number, text
 
 
 @dataclass(frozen=True)
@@ -308,13 +446,7 @@ class JsonLine:
 def read_jsonl(path: Path, log: RejectLog) -> list[JsonLine]:
     """The JSON objects of a JSON-lines file with their line numbers; other lines go to ``log``, blank lines skipped."""
     objects: list[JsonLine] = []
-    for number, raw in iter_lines(path):
-        text = decode_line(raw)
-        if text is None:
-            log.reject(path.name, number, Reason.ENCODING, "invalid UTF-8 bytes", printable_raw(raw))
-            continue
-        if not text.strip():
-            continue
+    for number, text in _decoded_lines(path, iter_lines(path), log):
         try:
             value = json.loads(text)
         except json.JSONDecodeError as error:
@@ -325,6 +457,62 @@ def read_jsonl(path: Path, log: RejectLog) -> list[JsonLine]:
             continue
         objects.append(JsonLine(line=number, raw=text, value=value))
     return objects
+
+
+def read_tags_rows(
+    path: Path, rows: Iterable[CsvRow], columns: tuple[int, int, int], log: RejectLog, *,
+    known_title_ids: Any, bounds: "TimestampBounds",
+) -> TagsRead:
+    """Tag applications from parsed rows of a tags file; ``columns`` are the field indices of title id, tag and
+    timestamp. Rows with a bad id, an unknown title, an empty tag or a timestamp outside ``bounds`` go to ``log``."""
+    title_col, tag_col, ts_col = columns
+    known = set(int(i) for i in (known_title_ids if known_title_ids is not None else []))
+    ids: list[int] = []
+    tags: list[str] = []
+    stamps: list[datetime] = []
+    empty = 0
+    for row in rows:
+        title_id = parse_int(row.fields[title_col])
+        moment = parse_timestamp(row.fields[ts_col])
+        tag = " ".join(row.fields[tag_col].split()).lower()
+        if title_id is None:
+            log.reject(path.name, row.line, Reason.BAD_TITLE_ID,
+                       f"title id {row.fields[title_col]!r} is not an integer id", row.raw)
+        elif title_id not in known:
+            log.reject(path.name, row.line, Reason.UNKNOWN_TITLE, f"title id {title_id} is not in the catalogue",
+                       row.raw)
+        elif moment is None:
+            log.reject(path.name, row.line, Reason.BAD_TIMESTAMP,
+                       f"timestamp {row.fields[ts_col]!r} does not parse", row.raw)
+        elif (problem := bounds.problem(moment)) is not None:
+            log.reject(path.name, row.line, problem[0], problem[1], row.raw)
+        elif not tag:
+            empty += 1
+        else:
+            ids.append(title_id)
+            tags.append(tag)
+            stamps.append(moment)
+    rejected = log.finish()
+    frame = tags_frame(ids, tags, stamps)
+    counts = {"tags": len(frame), "rejected": len(rejected), "empty_tags_skipped": empty,
+              "titles_with_tags": int(frame["title_id"].nunique()), "distinct_tags": int(frame["tag"].nunique())}
+    return TagsRead(tags=frame, rejected=rejected, counts=counts)
+
+
+def no_tags(missing_file: bool = True) -> TagsRead:
+    return TagsRead(tags=tags_frame([], [], []), rejected=rejected_frame(),
+                    counts={"tags": 0, "rejected": 0, "missing_tags_file": int(missing_file)})
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """Integer Unix seconds or ISO-8601 (naive = UTC) as an aware UTC datetime; None when it does not parse."""
+    text = text.strip()
+    try:
+        if text.lstrip("-").isascii() and text.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(text), tz=timezone.utc)
+        return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def parse_int(value: Any) -> int | None:
@@ -339,10 +527,7 @@ def parse_int(value: Any) -> int | None:
 
 
 def _header_fields(path: Path, raw: bytes) -> list[str]:
-    text = decode_line(raw)
-    if text is None:
-        raise IngestionError(f"{path.name} line 1: header is not valid UTF-8", file=path.name, line=1,
-                             reason=Reason.ENCODING)
+    text = decode_text(raw)[0]
     if not text.strip():
         raise IngestionError(f"{path.name} line 1: no header (empty file?)", file=path.name, line=1,
                              reason=Reason.MISSING_COLUMNS)
@@ -441,8 +626,9 @@ _PARSE_BLOCK_ROWS = 1 << 16
 _GOOD, _BLANK = 0, 1
 _EVENT_REASONS: tuple[str, ...] = (
     "", "",
-    Reason.EMBEDDED_NEWLINE, Reason.ENCODING, Reason.BAD_USER_ID, Reason.BAD_TITLE_ID, Reason.BAD_TIMESTAMP,
-    Reason.UNKNOWN_TITLE, Reason.UNKNOWN_USER, Reason.FUTURE, Reason.DUPLICATE,
+    Reason.FIELD_COUNT, Reason.EMBEDDED_NEWLINE, Reason.ENCODING, Reason.BAD_USER_ID, Reason.BAD_TITLE_ID,
+    Reason.BAD_TIMESTAMP, Reason.REJECTED_TITLE, Reason.UNKNOWN_TITLE, Reason.UNKNOWN_USER,
+    Reason.IMPLAUSIBLE_TIMESTAMP, Reason.FUTURE, Reason.DUPLICATE,
 )
 _CODE = {reason: code for code, reason in enumerate(_EVENT_REASONS) if reason}
 
@@ -493,6 +679,8 @@ class EventColumns:
     user_id: str = "user_id"
     title_id: str = "title_id"
     timestamp: str = "timestamp"
+    # A '::'-separated file without a header (MovieLens 1M/10M ``ratings.dat``): the names of its fields in order.
+    dat_fields: tuple[str, ...] = ()
 
 
 def read_events_csv(
@@ -506,17 +694,27 @@ def read_events_csv(
     now: datetime,
     mode: str,
     users_file: str = "users.csv",
+    earliest: datetime | None = None,
+    rejected_title_ids: Any = None,
 ) -> EventsRead:
-    """Read and validate an event CSV. See the module docstring for the modes and the line-number contract."""
+    """Read and validate an event file. See the module docstring for the modes and the line-number contract.
+
+    ``now`` is the latest plausible moment and ``earliest`` the earliest (``TimestampBounds``); ``rejected_title_ids``
+    are titles the titles file listed but validation rejected: their events are a cascade, not unknown titles.
+    Good rows outside ``[start, end)`` are not returned but counted in ``held_back``.
+    """
     check_mode(mode)
     now_utc = as_utc(now)
-    with open(path, "rb") as handle:
-        first_line = handle.readline()
-    header = _header_fields(path, first_line.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n"))
     wanted = (columns.user_id, columns.title_id, columns.timestamp)
+    if columns.dat_fields:
+        header, first_data_line = list(columns.dat_fields), 1
+    else:
+        with open(path, "rb") as handle:
+            first_line = handle.readline()
+        header, first_data_line = _header_fields(path, first_line.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")), 2
     _require_columns(path, header, wanted)
 
-    table, invalid_rows = _read_binary_csv(path, header)
+    table, invalid_rows, misplaced_separator = _read_binary_csv(path, header, dat=bool(columns.dat_fields))
     names = table.column_names
     rows = table.num_rows
 
@@ -529,8 +727,9 @@ def read_events_csv(
     for name in names:
         empty_everywhere &= _to_bool(pc.equal(pc.binary_length(table.column(name)), 0))
     codes[empty_everywhere] = _BLANK
+    mark(misplaced_separator, Reason.FIELD_COUNT)
     # Only a quoted field can hold a line break, so a file without a double quote needs no per-value search.
-    if _file_contains(path, b'"'):
+    if not columns.dat_fields and _file_contains(path, b'"'):
         has_newline = np.zeros(rows, dtype=bool)
         for name in names:
             has_newline |= _to_bool(pc.match_substring(table.column(name), "\n"))
@@ -542,10 +741,11 @@ def read_events_csv(
         text, bad = _utf8_column(table.column(name))
         mark(bad, Reason.ENCODING)
         text_columns[logical] = text
-    # The other columns only feed the raw text of rejected rows, but a bad byte there still makes the row bad.
+    # Other columns (a rating) are cosmetic here: bytes that are not UTF-8 there are counted, never a rejection.
+    fallback_rows = np.zeros(rows, dtype=bool)
     for name in names:
         if name not in wanted:
-            mark(_utf8_column(table.column(name))[1], Reason.ENCODING)
+            fallback_rows |= _utf8_column(table.column(name))[1]
 
     connection = duckdb_utc()
     try:
@@ -562,52 +762,77 @@ def read_events_csv(
         micros = _filled_int64(stamps.cast(pa.int64()))
         del user_ids, title_ids, stamps
 
+        dropped_titles = int64_ids(rejected_title_ids)
+        if dropped_titles is not None and len(dropped_titles):
+            mark(_to_bool(pc.is_in(pa.array(title_values), value_set=dropped_titles)), Reason.REJECTED_TITLE)
         known_titles = int64_ids(known_title_ids)
         if known_titles is not None:
             mark(~_to_bool(pc.is_in(pa.array(title_values), value_set=known_titles)), Reason.UNKNOWN_TITLE)
         known_users = int64_ids(known_user_ids)
         if known_users is not None:
             mark(~_to_bool(pc.is_in(pa.array(user_values), value_set=known_users)), Reason.UNKNOWN_USER)
+        if earliest is not None:
+            mark(micros < _micros(as_utc(earliest)), Reason.IMPLAUSIBLE_TIMESTAMP)
         mark(micros > _micros(now_utc), Reason.FUTURE)
 
         first_of_duplicate = _mark_duplicates(codes, user_values, title_values, micros)
     finally:
         connection.close()
 
-    line_of = _line_mapper([number for number, *_ in invalid_rows])
+    line_of = _line_mapper([number for number, *_ in invalid_rows], first_data_line)
+    context = _RejectContext(
+        file=path.name, wanted=wanted, now=now_utc, earliest=as_utc(earliest) if earliest else None,
+        users_file=users_file, separator=DAT_SEPARATOR if columns.dat_fields else ",",
+    )
     rejected = _event_rejects(
-        path.name, table, codes, line_of, first_of_duplicate, invalid_rows, wanted,
-        user_values, title_values, micros, now_utc, users_file,
+        context, table, codes, line_of, first_of_duplicate, invalid_rows, user_values, title_values, micros,
     )
     if mode == "fail" and rejected:
         raise min(rejected, key=lambda r: r.line).error()
 
-    keep = codes == _GOOD
-    if start is not None:
-        keep &= micros >= _micros(as_utc(start))
-    if end is not None:
-        keep &= micros < _micros(as_utc(end))
+    good = codes == _GOOD
+    keep = good.copy()
+    held_back = []
+    for where, outside in (
+        ("before_range", micros < _micros(as_utc(start)) if start is not None else None),
+        ("after_range", micros >= _micros(as_utc(end)) if end is not None else None),
+    ):
+        if outside is None:
+            continue
+        outside &= good
+        keep &= ~outside
+        if outside.any():
+            held_back.append(HeldBack(where, int(outside.sum()), _aware(int(micros[outside].min())),
+                                      _aware(int(micros[outside].max()))))
     events = pa.table(
         [pa.array(user_values[keep]), pa.array(title_values[keep]),
          pa.array(micros[keep]).cast(pa.timestamp("us", tz="UTC"))],
         schema=EVENTS_SCHEMA,
     )
     rows_read = int(rows - (codes == _BLANK).sum() + len(invalid_rows))
-    return EventsRead(events=events, rejected=rejected_frame(rejected), rows_read=rows_read)
+    return EventsRead(events=events, rejected=rejected_frame(rejected), rows_read=rows_read,
+                      held_back=tuple(held_back), fallback_decoded_lines=int((fallback_rows & (codes != _BLANK)).sum()))
 
 
-def event_span_csv(path: Path, timestamp_column: str) -> tuple[date, date]:
-    """First event day and the day after the last, from every timestamp that parses (no other validation)."""
-    stamps = _parsed_columns(path, {"ts": timestamp_column})["ts"]
-    bounds = pc.min_max(stamps).as_py()
-    if bounds["min"] is None:
-        raise IngestionError(f"{path.name}: no event has a timestamp that parses", file=path.name)
-    return bounds["min"].date(), date.fromordinal(bounds["max"].date().toordinal() + 1)
+def event_span_csv(path: Path, columns: EventColumns, bounds: TimestampBounds | None = None) -> tuple[date, date]:
+    """First event day and the day after the last, from every timestamp that parses and lies within ``bounds``:
+    a row that validation will quarantine for its time never moves the span (nor the partitions built on it)."""
+    stamps = _parsed_columns(path, {"ts": columns.timestamp}, columns)["ts"]
+    if bounds is not None:
+        stamps = stamps.filter(pc.and_(
+            pc.greater_equal(stamps, pa.scalar(bounds.earliest, pa.timestamp("us", tz="UTC"))),
+            pc.less_equal(stamps, pa.scalar(bounds.latest, pa.timestamp("us", tz="UTC"))),
+        ))
+    span = pc.min_max(stamps).as_py()
+    if span["min"] is None:
+        within = f" between {bounds.earliest:%Y-%m-%d} and {bounds.latest:%Y-%m-%d}" if bounds is not None else ""
+        raise IngestionError(f"{path.name}: no event has a timestamp that parses{within}", file=path.name)
+    return span["min"].date(), date.fromordinal(span["max"].date().toordinal() + 1)
 
 
 def first_event_day_by_title(path: Path, columns: EventColumns) -> dict[int, date]:
     """Each title's first event day (UTC), from the rows whose ids and timestamp parse; other rows are ignored."""
-    parsed = _parsed_columns(path, {"title_id": columns.title_id, "ts": columns.timestamp})
+    parsed = _parsed_columns(path, {"title_id": columns.title_id, "ts": columns.timestamp}, columns)
     parsed = parsed.filter(pc.and_(pc.is_valid(parsed["title_id"]), pc.is_valid(parsed["ts"])))
     firsts = parsed.group_by("title_id").aggregate([("ts", "min")])
     return {
@@ -616,16 +841,19 @@ def first_event_day_by_title(path: Path, columns: EventColumns) -> dict[int, dat
     }
 
 
-def _parsed_columns(path: Path, columns: dict[str, str]) -> pa.Table:
-    """Id and timestamp columns of an event CSV parsed (null where they do not parse), renamed to the keys of
+def _parsed_columns(path: Path, columns: dict[str, str], layout: EventColumns) -> pa.Table:
+    """Id and timestamp columns of an event file parsed (null where they do not parse), renamed to the keys of
     ``columns`` (``"ts"`` is the timestamp). Malformed rows are skipped, nothing else is checked."""
-    table = pacsv.read_csv(
-        path,
-        parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
-        convert_options=pacsv.ConvertOptions(
-            include_columns=list(columns.values()), column_types={name: pa.binary() for name in columns.values()}
-        ),
-    )
+    if layout.dat_fields:
+        table = _read_binary_csv(path, list(layout.dat_fields), dat=True)[0].select(list(columns.values()))
+    else:
+        table = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(columns.values()), column_types={name: pa.binary() for name in columns.values()}
+            ),
+        )
     connection = duckdb_utc()
     try:
         parsed = {}
@@ -642,12 +870,17 @@ def _parsed_columns(path: Path, columns: dict[str, str]) -> pa.Table:
     return pa.table(parsed)
 
 
-def _read_binary_csv(path: Path, header: list[str]) -> tuple[pa.Table, list[tuple[int, int, int, str]]]:
-    """Every column as raw bytes, plus (line, expected fields, found fields, text) of each row pyarrow rejected.
+def _read_binary_csv(
+    path: Path, header: list[str], dat: bool = False
+) -> tuple[pa.Table, list[tuple[int, int, int, str]], np.ndarray]:
+    """Every column as raw bytes, (line, expected fields, found fields, text) of each row pyarrow rejected, and a
+    mask of the rows whose ``::`` separators were malformed (``dat`` files only).
 
     pyarrow reports an invalid row's line number only when parsing serially, so the file is parsed with threads
-    first and again serially only when it has invalid rows.
+    first and again serially only when it has invalid rows. A ``.dat`` file (``::``, no header, no quoting) is parsed
+    with ``:`` as the delimiter: its odd columns are the empty strings between the two colons, checked and dropped.
     """
+    names = [f"\0sep{i}" if i % 2 else header[i // 2] for i in range(2 * len(header) - 1)] if dat else header
     for use_threads in (True, False):
         invalid_rows: list[tuple[int, int, int, str]] = []
 
@@ -659,17 +892,27 @@ def _read_binary_csv(path: Path, header: list[str]) -> tuple[pa.Table, list[tupl
             path,
             # Our own header names (stripped of spaces and a BOM), so pyarrow's reading of the header cannot differ.
             read_options=pacsv.ReadOptions(
-                use_threads=use_threads, block_size=1 << 24, column_names=header, skip_rows=1
+                use_threads=use_threads, block_size=1 << 24, column_names=names, skip_rows=0 if dat else 1
             ),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(column_types={name: pa.binary() for name in header}),
+            parse_options=pacsv.ParseOptions(
+                invalid_row_handler=on_invalid_row, ignore_empty_lines=False,
+                **({"delimiter": ":", "quote_char": False} if dat else {}),
+            ),
+            convert_options=pacsv.ConvertOptions(column_types={name: pa.binary() for name in names}),
         )
         if not invalid_rows:
             break
         if all(number is not None for number, *_ in invalid_rows):
             break
         del table
-    return table, invalid_rows
+    misplaced = np.zeros(table.num_rows, dtype=bool)
+    if dat:
+        separators = [name for name in names if name.startswith("\0sep")]
+        for name in separators:
+            misplaced |= _to_bool(pc.greater(pc.binary_length(table.column(name)), 0))
+        table = table.drop_columns(separators)
+        invalid_rows = [(number, len(header), (found + 1) // 2, text) for number, _, found, text in invalid_rows]
+    return table, invalid_rows, misplaced
 
 
 def _file_contains(path: Path, needle: bytes) -> bool:
@@ -778,15 +1021,16 @@ def _find_invalid_utf8(values: pa.Array, offset: int, bad: np.ndarray) -> None:
     _find_invalid_utf8(values.slice(half), offset + half, bad)
 
 
-def _line_mapper(invalid_lines: list[int]):
-    """Row index of a parsed row -> its 1-based file line, given the lines pyarrow skipped as invalid rows."""
+def _line_mapper(invalid_lines: list[int], first_data_line: int = 2):
+    """Row index of a parsed row -> its 1-based file line, given the lines pyarrow skipped as invalid rows and the
+    line of the first data row (2 after a header, 1 in a file without one)."""
     skipped = np.sort(np.asarray(invalid_lines, dtype=np.int64))
-    # skipped[j] - j - 2 is how many parsed rows come before the j-th skipped line.
-    parsed_before = skipped - np.arange(len(skipped)) - 2
+    # skipped[j] - j - first_data_line is how many parsed rows come before the j-th skipped line.
+    parsed_before = skipped - np.arange(len(skipped)) - first_data_line
 
     def line_of(row_indices: np.ndarray) -> np.ndarray:
         row_indices = np.asarray(row_indices, dtype=np.int64)
-        return row_indices + 2 + np.searchsorted(parsed_before, row_indices, side="right")
+        return row_indices + first_data_line + np.searchsorted(parsed_before, row_indices, side="right")
 
     return line_of
 
@@ -826,20 +1070,30 @@ def _mix64(*columns: np.ndarray) -> np.ndarray:
     return keys
 
 
+@dataclass(frozen=True)
+class _RejectContext:
+    """What the detail of a rejected event row names: the file, its columns, the bounds, the separator."""
+
+    file: str
+    wanted: tuple[str, str, str]
+    now: datetime
+    earliest: datetime | None
+    users_file: str
+    separator: str
+
+
 def _event_rejects(
-    file: str,
+    context: _RejectContext,
     table: pa.Table,
     codes: np.ndarray,
     line_of,
     first_of_duplicate: dict[int, int],
     invalid_rows: list[tuple[int, int, int, str]],
-    wanted: tuple[str, str, str],
     user_values: np.ndarray,
     title_values: np.ndarray,
     micros: np.ndarray,
-    now: datetime,
-    users_file: str,
 ) -> list[Rejected]:
+    file = context.file
     rejected = [
         Rejected(file, number, Reason.FIELD_COUNT, text, f"expected {expected} fields, found {actual}")
         for number, expected, actual, text in invalid_rows
@@ -849,27 +1103,34 @@ def _event_rejects(
         return rejected
     lines = line_of(indices)
     bad_rows = table.take(pa.array(indices)).to_pydict()
-    user_col, title_col, ts_col = wanted
+    user_col, title_col, ts_col = context.wanted
     for position, (index, line) in enumerate(zip(indices.tolist(), lines.tolist())):
         values = {name: bad_rows[name][position] for name in table.column_names}
-        raw = ",".join(printable_raw(values[name] or b"") for name in table.column_names)
+        raw = context.separator.join(printable_raw(values[name] or b"") for name in table.column_names)
         reason = _EVENT_REASONS[codes[index]]
         if reason == Reason.EMBEDDED_NEWLINE:
             detail = "a quoted field spans lines (unsupported)"
+        elif reason == Reason.FIELD_COUNT:
+            detail = f"expected {len(table.column_names)} '{context.separator}'-separated fields"
         elif reason == Reason.ENCODING:
-            detail = "invalid UTF-8 bytes"
+            detail = "invalid UTF-8 bytes in an id or timestamp"
         elif reason == Reason.BAD_USER_ID:
             detail = f"{user_col} {printable_raw(values[user_col])!r} is not an integer id"
         elif reason == Reason.BAD_TITLE_ID:
             detail = f"{title_col} {printable_raw(values[title_col])!r} is not an integer id"
         elif reason == Reason.BAD_TIMESTAMP:
             detail = f"{ts_col} {printable_raw(values[ts_col])!r} does not parse"
+        elif reason == Reason.REJECTED_TITLE:
+            detail = f"{title_col} {title_values[index]} was rejected from the titles file (see its rejected row)"
         elif reason == Reason.UNKNOWN_TITLE:
             detail = f"{title_col} {title_values[index]} is not in the catalogue"
         elif reason == Reason.UNKNOWN_USER:
-            detail = f"{user_col} {user_values[index]} is not in {users_file}"
+            detail = f"{user_col} {user_values[index]} is not in {context.users_file}"
+        elif reason == Reason.IMPLAUSIBLE_TIMESTAMP:
+            detail = (f"{ts_col} {_iso(micros[index])} is before the earliest plausible time "
+                      f"{context.earliest:%Y-%m-%d} (REC_EARLIEST_EVENT)")
         elif reason == Reason.FUTURE:
-            detail = f"{ts_col} {_iso(micros[index])} is after now ({now.isoformat()})"
+            detail = f"{ts_col} {_iso(micros[index])} is after now ({context.now.isoformat()})"
         else:
             first = int(line_of(np.array([first_of_duplicate[index]]))[0])
             detail = f"duplicate of line {first} (same {user_col}, {title_col}, {ts_col})"
@@ -878,7 +1139,11 @@ def _event_rejects(
 
 
 def _iso(micros: int) -> str:
-    return pd.Timestamp(int(micros), unit="us", tz="UTC").isoformat()
+    return _aware(micros).isoformat()
+
+
+def _aware(micros: int) -> datetime:
+    return pd.Timestamp(int(micros), unit="us", tz="UTC").to_pydatetime()
 
 
 def directory_fingerprint(data_dir: Path) -> str:

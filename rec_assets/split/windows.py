@@ -86,3 +86,34 @@ def _naive_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value
     return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+MIN_LABELLED_USERS_SETTING = "REC_MIN_LABELLED_USERS"
+
+
+@dataclass(frozen=True)
+class WeekEvaluability:
+    """Whether a week has the users to train on (a label in Y) and to evaluate on (an event in Y')."""
+
+    windows: WeekWindows
+    label_users: int
+    scoring_users: int
+    minimum: int
+
+    @property
+    def ok(self) -> bool:
+        return self.label_users >= self.minimum and self.scoring_users >= self.minimum
+
+    @property
+    def week(self) -> str:
+        return f"{self.windows.scoring_week:%Y-%m-%d}"
+
+    def describe(self) -> str:
+        """One line naming the week, its label windows, the counts and the setting that decides."""
+        (y_start, y_end), (yp_start, yp_end) = self.windows.named()["Y"], self.windows.named()["Y_prime"]
+        verdict = "can be trained and evaluated" if self.ok else "cannot be trained and evaluated"
+        return (
+            f"scoring week {self.week} {verdict}: {self.label_users} users have a label in Y "
+            f"[{y_start:%Y-%m-%d}, {y_end:%Y-%m-%d}) and {self.scoring_users} in Y' [{yp_start:%Y-%m-%d}, "
+            f"{yp_end:%Y-%m-%d}); at least {self.minimum} are needed in each ({MIN_LABELLED_USERS_SETTING})"
+        )

@@ -14,7 +14,7 @@ from rec_assets.definitions import defs
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 ASSET_KEYS = {
-    "raw_titles", "raw_users", "raw_watch_events",
+    "raw_titles", "raw_users", "raw_watch_events", "raw_title_tags",
     "split_windows", "cold_start_titles", "title_popularity", "week_titles",
     "title_categorical_features", "title_synopsis_embeddings", "title_cover_art_embeddings",
     "tower_checkpoint_synopsis", "tower_checkpoint_cover_art", "tower_checkpoint_categorical",
@@ -30,7 +30,8 @@ TOWER_VARIANTS = ["synopsis", "cover_art", "categorical", "ncf_extension", "conc
 CHECKS = {
     "raw_titles": {"raw_titles_meet_expectations", "raw_titles_missing_synopsis_or_image_share"},
     "raw_watch_events": {"raw_events_meet_expectations", "raw_events_rejected_share_within_limit"},
-    "split_windows": {"split_label_window_disjoint_from_training", "split_windows_meet_expectations"},
+    "split_windows": {"split_label_window_disjoint_from_training", "split_windows_meet_expectations",
+                      "split_week_has_enough_labelled_users"},
     "cold_start_titles": {"cold_start_titles_have_no_history"},
     "title_categorical_features": {"categorical_cover_every_week_title"},
     **{

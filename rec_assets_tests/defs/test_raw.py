@@ -1,6 +1,7 @@
 """Raw assets: bad rows are quarantined or stop ingestion, nothing stored is lost, re-runs are idempotent."""
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -10,12 +11,15 @@ from dagster import AssetKey, materialize
 from rec_assets.defs.raw import (
     CHECK_RAW_EVENTS_REJECTED_SHARE,
     raw_events_meet_expectations,
+    raw_title_tags,
     raw_titles,
     raw_titles_meet_expectations,
     raw_users,
     raw_watch_events,
 )
 from rec_assets.defs.resources import SourceResource, WarehouseResource
+from rec_assets.sources.canonical import CanonicalSource
+from rec_assets.sources.validation import Reason, Rejected, TagsRead, no_tags, rejected_frame, tags_frame
 
 WEEK = "2025-03-03"
 TITLES = [
@@ -79,7 +83,8 @@ def test_more_than_the_allowed_share_of_rejected_rows_blocks_the_graph(tmp_path)
     assert not result.success
     evaluation = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_RAW_EVENTS_REJECTED_SHARE]
     assert len(evaluation) == 1 and not evaluation[0].passed
-    assert "1 of 4 source event rows rejected (25.00%)" in evaluation[0].description
+    assert ("1 of 4 source event rows rejected, cascades from rejected titles included (25.00%); limit 1.00% "
+            "(REC_MAX_REJECTED_SHARE)") == evaluation[0].description
 
 
 def test_fail_mode_names_the_file_line_and_reason_and_keeps_what_was_stored(tmp_path):
@@ -135,3 +140,66 @@ def test_title_expectations_fail_on_duplicate_ids_bad_categories_and_years():
     failed = {f.expectation: f.unexpected_count for f in outcome.failures}
     assert failed == {"expect_column_values_to_be_unique": 2, "expect_column_values_to_be_in_set": 1,
                       "expect_column_values_to_be_between": 1}
+
+
+# --- tags ----------------------------------------------------------------------------------------------------------
+
+TAG_APPLICATIONS = [(1, "noir", "2025-03-01T10:00:00+01:00"), (2, "heist", "2025-03-02T08:00:00Z"),
+                    (99, "ghost", "2025-03-02T09:00:00Z")]
+
+
+class TaggedSource(CanonicalSource):
+    """The canonical source plus fixed tag applications, read as a source does: unknown titles are rejected."""
+
+    applications = TAG_APPLICATIONS
+
+    def read_tags(self, mode="quarantine", *, known_title_ids, bounds) -> TagsRead:
+        if not self.applications:
+            return no_tags()
+        known = set(known_title_ids)
+        kept = [a for a in self.applications if a[0] in known]
+        rejected = rejected_frame(Rejected("tags.csv", line, Reason.UNKNOWN_TITLE, ",".join(map(str, a)))
+                                  for line, a in enumerate(self.applications, start=2) if a[0] not in known)
+        ids, tags, stamps = zip(*kept)
+        return TagsRead(tags=tags_frame(ids, tags, [datetime.fromisoformat(s) for s in stamps]), rejected=rejected,
+                        counts={"tags": len(kept), "rejected": len(rejected)})
+
+
+class UntaggedSource(TaggedSource):
+    applications = []
+
+
+class FakeSourceResource(SourceResource):
+    tagged: bool = True
+
+    def open(self):
+        return (TaggedSource if self.tagged else UntaggedSource)(Path(self.data_dir))
+
+
+def ingest_tags(source_dir: Path, db: Path, tagged: bool = True):
+    resources = {"source": FakeSourceResource(kind="canonical", data_dir=str(source_dir), tagged=tagged),
+                 "warehouse_db": WarehouseResource(database=str(db))}
+    return materialize([raw_titles, raw_title_tags], resources=resources, raise_on_error=False)
+
+
+def test_tags_of_known_titles_are_stored_in_utc_and_the_rest_quarantined(tmp_path):
+    db = tmp_path / "w.duckdb"
+    result = ingest_tags(write_source(tmp_path / "src", GOOD_EVENTS), db)
+    assert result.success
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert conn.execute("SELECT title_id, tag, ts::VARCHAR FROM raw_title_tags ORDER BY ALL").fetchall() == [
+            (1, "noir", "2025-03-01 09:00:00"), (2, "heist", "2025-03-02 08:00:00")]
+        assert conn.execute("SELECT kind, source_file, line, reason FROM rejected_rows").fetchall() == [
+            ("tags", "tags.csv", 4, "unknown_title")]
+    metadata = result.asset_materializations_for_node("raw_title_tags")[0].metadata
+    assert (metadata["rows"].value, metadata["rejected_rows"].value, metadata["count_tags"].value) == (2, 1, 2)
+    assert "tags.csv line 4: unknown_title" in metadata["rejected_preview"].value
+
+
+def test_a_source_without_tags_replaces_the_snapshot_with_an_empty_table(tmp_path):
+    db = tmp_path / "w.duckdb"
+    source = write_source(tmp_path / "src", GOOD_EVENTS)
+    assert ingest_tags(source, db).success
+    assert ingest_tags(source, db, tagged=False).success
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM raw_title_tags").fetchone()[0] == 0

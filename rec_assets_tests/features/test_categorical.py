@@ -186,3 +186,61 @@ def test_same_rows_after_a_parquet_round_trip(tmp_path, vocabulary):
     after = encode(round_tripped, TRAIN_POPULARITY, vocabulary, CONFIG)
     np.testing.assert_array_equal(after.indices, before.indices)
     np.testing.assert_array_equal(after.offsets, before.offsets)
+
+
+# --- tags ------------------------------------------------------------------------------------------------------------
+
+# Titles carrying each tag: noir 3, heist 2, twist 2, alpha 1 (applied five times, to one title: it counts once).
+TAGGED = make_titles(
+    [
+        dict(title_id=1, directors=["Dee"], tags=["noir", "heist"], maturity_rating="PG"),
+        dict(title_id=2, tags=["twist", "noir"]),
+        dict(title_id=3, tags=["heist", "noir", "heist"]),
+        dict(title_id=4, tags=["twist"]),
+        dict(title_id=5, tags=["alpha"] * 5),
+        dict(title_id=6, tags=None),
+    ]
+)
+
+
+def tag_values(vocabulary: pd.DataFrame) -> list[str]:
+    return vocabulary.loc[vocabulary["field"] == "tag", "value"].tolist()
+
+
+def test_tag_vocabulary_is_the_top_n_by_titles_carrying_the_tag_ties_by_name():
+    three = fit_vocabulary(TAGGED, CategoricalConfig(top_n_tags=3, popularity_bins=0))
+    assert tag_values(three) == ["noir", "heist", "twist"]  # alpha, applied most often but to one title, is cut
+    two = fit_vocabulary(TAGGED, CategoricalConfig(top_n_tags=2, popularity_bins=0))
+    assert tag_values(two) == ["noir", "heist"]  # heist and twist tie at 2 titles: the name decides
+    assert tag_values(fit_vocabulary(TAGGED, CategoricalConfig(top_n_tags=0, popularity_bins=0))) == []
+
+
+def test_the_tag_block_follows_the_director_block_and_encodes_like_any_list_field():
+    config = CategoricalConfig(top_n_tags=2, popularity_bins=0)
+    vocabulary = fit_vocabulary(TAGGED, config)
+    assert column_names(vocabulary) == ["director=Dee", "tag=noir", "tag=heist", "maturity_rating=PG"]
+    rows = encode(TAGGED, None, vocabulary, config)
+    assert [rows.row(r).tolist() for r in range(6)] == [[0, 1, 2, 3], [1], [1, 2], [], [], []]
+    assert rows.dropped["tag"] == 3  # twist twice, alpha once: outside the vocabulary
+    assert vocabulary_sizes(vocabulary)["tag"] == 2
+
+
+def test_a_catalogue_without_tags_encodes_exactly_as_before_tags_existed(vocabulary):
+    # No tags column, or one where no title has a tag: no tag column in the vocabulary, the same rows as always.
+    for frame in (CATALOGUE, CATALOGUE.assign(tags=[[], None, []])):
+        fitted = fit_vocabulary(frame, CONFIG, popularity=TRAIN_POPULARITY)
+        assert column_names(fitted) == EXPECTED_NAMES
+        rows = encode(frame, TRAIN_POPULARITY, fitted, CONFIG)
+        assert [rows.row(r).tolist() for r in range(3)] == [
+            [0, 1, 3, 4, 5, 6, 7, 9, 11, 13, 16, 18], [1, 4, 6, 8, 15, 20], [2, 3, 4, 5, 7, 10, 12, 14, 17, 20],
+        ]
+        assert "tag" not in rows.dropped
+    # Titles encoded without a tags column against a vocabulary that has tags simply carry none.
+    tagged_vocabulary = fit_vocabulary(TAGGED, CategoricalConfig(popularity_bins=0))
+    untagged = encode(TAGGED.drop(columns="tags"), None, tagged_vocabulary, CategoricalConfig(popularity_bins=0))
+    assert untagged.dropped["tag"] == 0 and untagged.row(0).tolist() == [0, 5]  # director=Dee, maturity_rating=PG
+
+
+def test_top_n_tags_cannot_be_negative():
+    with pytest.raises(ValueError, match="top_n_tags"):
+        CategoricalConfig(top_n_tags=-1)

@@ -128,8 +128,6 @@ BAD_TITLE_LINES = [
                  "genres 'Drama' is not a list of strings", id="list-field-is-text"),
     pytest.param('{"title_id": 9, "category": "movie", "acquisition_date": "04/03/2024"}', Reason.BAD_FIELD,
                  "acquisition_date '04/03/2024' is not a YYYY-MM-DD day", id="bad-date"),
-    pytest.param(b'{"title_id": 9, "category": "movie", "title": "\xff"}', Reason.ENCODING, "invalid UTF-8 bytes",
-                 id="invalid-utf8"),
 ]
 
 
@@ -158,6 +156,15 @@ def test_bad_title_lines_fail_the_read_in_fail_mode(tmp_path, bad_line, reason, 
         titles_with_bad_line(tmp_path, bad_line).read_titles(mode="fail", now=NOW)
     assert str(raised.value) == f"titles.jsonl line 3: {detail}"
     assert raised.value.reason == reason
+
+
+def test_a_title_in_latin1_is_kept_decoded_and_counted(tmp_path):
+    # "Am\xe9lie" in latin-1 inside an otherwise UTF-8 file: the fallback decodes it, the title is not lost.
+    source = titles_with_bad_line(tmp_path, b'{"title_id": 9, "category": "movie", "title": "Am\xe9lie"}')
+    titles_read = source.read_titles(mode="fail", now=NOW)
+    assert titles_read.titles["title_id"].tolist() == [1, 2, 9, 3]
+    assert titles_read.titles.set_index("title_id").loc[9, "title"] == "Amélie"
+    assert titles_read.counts["fallback_decoded_lines:titles.jsonl"] == 1
 
 
 BAD_USER_LINES = [

@@ -215,9 +215,11 @@ def test_bad_movies_rows_by_mode(tmp_path, mode):
     titles_read = source.read_titles(mode=mode, now=NOW)
     assert titles_read.rejected[["file", "line", "reason"]].values.tolist() == [
         ["movies.csv", 6, Reason.BAD_TITLE_ID], ["movies.csv", 7, Reason.DUPLICATE_TITLE_ID],
-        ["movies.csv", 8, Reason.ENCODING],
     ]
-    assert titles_read.titles["title_id"].tolist() == [1, 2, 3, 4]
+    # A byte that is not UTF-8 is decoded by the cp1252 fallback and counted: the title stays.
+    assert titles_read.titles["title_id"].tolist() == [1, 2, 3, 4, 6]
+    assert titles_read.titles.set_index("title_id").loc[6, "title"] == "Bytes ÿ"
+    assert titles_read.counts["fallback_decoded_lines:movies.csv"] == 1
 
 
 def test_ratings_errors_name_ratings_csv_line_and_reason(tmp_path):

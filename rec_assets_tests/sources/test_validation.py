@@ -264,12 +264,12 @@ def test_invalid_mode_is_refused(tmp_path):
 
 def test_event_span_is_first_day_to_the_day_after_the_last(tmp_path):
     path = write_events(tmp_path, b"1,10,2025-01-06T23:59:59Z\n1,10,bad\n2,20,1736467200\n")  # 2025-01-10 00:00
-    assert event_span_csv(path, "timestamp") == (date(2025, 1, 6), date(2025, 1, 11))
+    assert event_span_csv(path, EventColumns()) == (date(2025, 1, 6), date(2025, 1, 11))
 
 
 def test_event_span_of_a_file_without_events_is_an_error(tmp_path):
     with pytest.raises(IngestionError, match="no event has a timestamp"):
-        event_span_csv(write_events(tmp_path, b""), "timestamp")
+        event_span_csv(write_events(tmp_path, b""), EventColumns())
 
 
 def test_rejected_frame_has_fixed_dtypes_even_when_empty():

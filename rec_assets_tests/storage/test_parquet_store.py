@@ -13,11 +13,12 @@ import pytest
 
 from rec_assets import storage, warehouse
 from rec_assets.sqlmodels.runner import ANALYSES_DIR, TESTS_DIR, discover_models, discover_queries, materialize_partition, query
+from rec_assets.sources.validation import tags_frame
 from rec_assets.split.windows import week_windows
 from rec_assets_tests.split.test_split_models import EVENTS, LENGTHS, SQL_DIR, TITLES, WEEK
 
 MODEL_TABLES = ["split_windows", "cold_start_titles", "title_popularity", "week_titles"]
-RAW_TABLES = ["raw_titles", "raw_watch_events"]
+RAW_TABLES = ["raw_titles", "raw_watch_events", "raw_title_tags"]
 
 
 def titles_frame() -> pd.DataFrame:
@@ -33,10 +34,16 @@ def events_frame() -> pd.DataFrame:
     return pd.DataFrame(EVENTS, columns=["user_id", "title_id", "ts"]).assign(ts=lambda f: pd.to_datetime(f.ts))
 
 
+def tags() -> pd.DataFrame:
+    return tags_frame([1, 1, 2, 5], ["noir", "noir", "heist", "later"],
+                      [datetime(2025, 2, 1, 10), datetime(2025, 2, 26), datetime(2025, 1, 30), datetime(2025, 3, 1)])
+
+
 def split_week(conn) -> dict[str, str]:
     """Load the hand-made raw tables and materialise the week's models; the content hash of each model."""
     warehouse.replace_titles(conn, titles_frame())
     warehouse.replace_events(conn, events_frame(), None, None)
+    warehouse.replace_title_tags(conn, tags())
     models = discover_models(SQL_DIR, sources=["raw_watch_events", "raw_titles", "raw_users"])
     start = datetime.combine(WEEK, datetime.min.time())
     values = week_windows(start, start + pd.Timedelta(days=7), LENGTHS).as_sql_parameters()
@@ -49,8 +56,11 @@ def snapshot(conn) -> dict[str, list]:
     tables = {t: conn.execute(f'SELECT * FROM "{t}" ORDER BY ALL').fetchall() for t in RAW_TABLES + MODEL_TABLES}
     types = {t: [r[:2] for r in conn.execute(f'DESCRIBE "{t}"').fetchall()] for t in RAW_TABLES + MODEL_TABLES}
     loaders = {
-        name: query(conn, q, {"scoring_week": WEEK, "context": "train", "window_start": datetime(2025, 1, 1),
-                              "window_end": datetime(2025, 4, 1)}).fetchall()
+        name: query(conn, q, {**week_windows(datetime.combine(WEEK, datetime.min.time()),
+                                             datetime.combine(WEEK, datetime.min.time()) + pd.Timedelta(days=7),
+                                             LENGTHS).as_sql_parameters(),
+                              "scoring_week": WEEK, "context": "train", "window_start": datetime(2025, 1, 1),
+                              "window_end": datetime(2025, 4, 1), "tags_before": datetime(2025, 2, 24)}).fetchall()
         for name, q in discover_queries(SQL_DIR, ANALYSES_DIR).items()
     }
     tests = {name: query(conn, q, {"scoring_week": WEEK}).fetchall()
@@ -75,6 +85,8 @@ def test_the_split_of_a_hand_made_week_is_identical_in_both_stores(store):
     assert parquet["types"] == duck["types"]
     assert parquet["tables"] == duck["tables"]
     assert parquet["loaders"] == duck["loaders"]
+    # Before 02-24: one application each; title 1's second and title 5 (not available that week) stay out.
+    assert parquet["loaders"]["week_title_tags"] == [(1, "noir", 1), (2, "heist", 1)]
     assert parquet["tests"] == duck["tests"] and all(rows == [] for rows in parquet["tests"].values())
 
 
@@ -84,6 +96,7 @@ def test_every_table_is_parquet_files_per_partition(store):
     root = store.location
     files = sorted(str(p.relative_to(root)) for p in __import__("pathlib").Path(root).rglob("*") if p.is_file())
     assert "raw_titles/part-0.parquet" in files
+    assert "raw_title_tags/part-0.parquet" in files
     assert {f for f in files if f.startswith("raw_watch_events/")} == {
         "raw_watch_events/event_week=2024-11-25/part-0.parquet", "raw_watch_events/event_week=2025-01-27/part-0.parquet",
         "raw_watch_events/event_week=2025-02-17/part-0.parquet", "raw_watch_events/event_week=2025-02-24/part-0.parquet",

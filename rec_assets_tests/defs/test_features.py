@@ -1,0 +1,139 @@
+"""The categorical feature asset on the hand-made week: tags reach each phase only from its own history.
+
+Windows of W = 2025-03-03 (see ``rec_assets_tests/split/test_split_models.py``):
+    X  = [01-27, 02-24)   Y  = [02-24, 03-03)   X' = [02-03, 03-03)   Y' = [03-03, 03-10)
+Training rows (and the vocabulary) see the tags applied before 02-24, scoring rows those applied before 03-03.
+"""
+
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import materialize
+
+from rec_assets import warehouse
+from rec_assets.defs.features import (
+    FeaturesResource,
+    load_popularity,
+    load_week_catalogue,
+    load_week_tags,
+    title_categorical_features,
+)
+from rec_assets.defs.resources import ArtifactsResource, WarehouseResource
+from rec_assets.features.categorical import encode, fit_vocabulary
+from rec_assets.sources.validation import tags_frame
+from rec_assets_tests.split.test_split_models import materialize_week
+from rec_assets_tests.storage.test_parquet_store import events_frame, titles_frame
+
+WEEK = "2025-03-03"
+
+TAGS = [  # title, tag, applied at         when                                 in the rows of
+    (1, "noir", "2025-02-01 10:00"),    # X                                    train, score
+    (1, "noir", "2025-02-20 10:00"),    # X, a second application              train, score
+    (2, "noir", "2025-02-10 10:00"),    # X                                    train, score
+    (2, "remake", "2025-01-30 10:00"),  # X                                    train, score
+    (2, "sequel", "2025-02-05 10:00"),  # X                                    train, score
+    (1, "remake", "2025-02-25 10:00"),  # after X, before the end of X'        score
+    (4, "remake", "2025-02-24 00:00"),  # the end of X itself (half-open)      score
+    (1, "sequel", "2025-03-04 10:00"),  # after X' (in Y')                     neither
+    (3, "late", "2025-02-26 10:00"),    # first applied after X: no column    neither
+    (3, "fresh", "2025-03-05 10:00"),   # first applied after X'               neither
+    (5, "noir", "2025-02-01 10:00"),    # title 5 is not available in the week
+]
+
+
+def build_warehouse(path, tags: list[tuple]) -> WarehouseResource:
+    """The hand-made titles and events, the week's split, and ``tags`` as the tag snapshot, in a DuckDB file."""
+    with duckdb.connect(str(path)) as conn:
+        warehouse.replace_titles(conn, titles_frame())
+        warehouse.replace_events(conn, events_frame(), None, None)
+        materialize_week(conn)
+        ids, names, stamps = zip(*tags) if tags else ((), (), ())
+        warehouse.replace_title_tags(conn, tags_frame(ids, names, [datetime.fromisoformat(s) for s in stamps]))
+    return WarehouseResource(database=str(path))
+
+
+def run_features(tmp_path, tags: list[tuple], **settings):
+    warehouse_db = build_warehouse(tmp_path / "w.duckdb", tags)
+    result = materialize(
+        [title_categorical_features],
+        resources={"warehouse_db": warehouse_db, "artifacts": ArtifactsResource(root=str(tmp_path / "artifacts")),
+                   "features": FeaturesResource(**settings)},
+        partition_key=WEEK,
+    )
+    assert result.success
+    metadata = result.asset_materializations_for_node("title_categorical_features")[0].metadata
+    return warehouse_db, result.output_for_node("title_categorical_features").open(), metadata
+
+
+def tags_by_title(artifact, phase: str) -> dict[int, set[str]]:
+    vocabulary = artifact.frame("vocabulary")
+    tag_of_column = dict(zip(vocabulary.loc[vocabulary["field"] == "tag", "column"],
+                             vocabulary.loc[vocabulary["field"] == "tag", "value"]))
+    offsets, indices = artifact.array(f"{phase}_offsets"), artifact.array(f"{phase}_indices")
+    return {int(t): {tag_of_column[c] for c in indices[offsets[r]:offsets[r + 1]].tolist() if c in tag_of_column}
+            for r, t in enumerate(artifact.array("title_ids"))}
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory):
+    return run_features(tmp_path_factory.mktemp("tagged"), TAGS)
+
+
+def test_the_vocabulary_holds_only_tags_applied_before_the_end_of_x(tagged):
+    _, artifact, metadata = tagged
+    vocabulary = artifact.frame("vocabulary")
+    assert vocabulary.loc[vocabulary["field"] == "tag", "value"].tolist() == ["noir", "remake", "sequel"]
+    assert metadata["tag_vocabulary_size"].value == 3
+
+
+def test_training_rows_carry_the_tags_applied_before_the_end_of_x(tagged):
+    _, artifact, _ = tagged
+    assert tags_by_title(artifact, "train") == {1: {"noir"}, 2: {"noir", "remake", "sequel"}, 3: set(), 4: set(),
+                                                6: set()}
+
+
+def test_a_tag_applied_after_the_end_of_x_reaches_the_scoring_rows_only(tagged):
+    _, artifact, _ = tagged
+    train, score = tags_by_title(artifact, "train"), tags_by_title(artifact, "score")
+    assert "remake" not in train[1] and "remake" in score[1]
+    assert "remake" not in train[4] and "remake" in score[4]  # applied at the very end of X: not before it
+
+
+def test_a_tag_applied_after_the_end_of_x_prime_reaches_neither_phase(tagged):
+    _, artifact, _ = tagged
+    train, score = tags_by_title(artifact, "train"), tags_by_title(artifact, "score")
+    assert "sequel" not in train[1] and "sequel" not in score[1]  # in the vocabulary, but applied to 1 in Y'
+    assert score == {1: {"noir", "remake"}, 2: {"noir", "remake", "sequel"}, 3: set(), 4: {"remake"}, 6: set()}
+    assert "fresh" not in set(artifact.frame("vocabulary")["value"])
+
+
+def test_tag_counts_per_phase_are_in_the_metadata(tagged):
+    _, artifact, metadata = tagged
+    assert metadata["titles_with_tags"].value == {"train": 2, "score": 4}  # score: 1, 2, 3 (late) and 4
+    assert artifact.meta()["tags"]["tags_before"] == {"train": "2025-02-24 00:00:00", "score": "2025-03-03 00:00:00"}
+
+
+def test_the_week_tags_count_applications_before_the_bound_for_the_weeks_titles_only(tagged):
+    warehouse_db, _, _ = tagged
+    rows = load_week_tags(warehouse_db, WEEK, datetime(2025, 2, 24))
+    assert list(rows.itertuples(index=False, name=None)) == [
+        (1, "noir", 2), (2, "noir", 1), (2, "remake", 1), (2, "sequel", 1)]  # title 5's noir: not in the week
+
+
+def test_without_tags_the_vectors_are_those_of_the_catalogue_alone(tmp_path):
+    warehouse_db, artifact, metadata = run_features(tmp_path, [])
+    catalogue = load_week_catalogue(warehouse_db, WEEK)  # no tags column at all, as before tags existed
+    popularity = {phase: load_popularity(warehouse_db, WEEK, phase) for phase in ("train", "score")}
+    config = FeaturesResource().categorical()
+    vocabulary = fit_vocabulary(catalogue, config, popularity=popularity["train"])
+    pd.testing.assert_frame_equal(artifact.frame("vocabulary"), vocabulary)
+    assert "tag" not in set(vocabulary["field"])
+    for phase in ("train", "score"):
+        expected = encode(catalogue, popularity[phase], vocabulary, config)
+        np.testing.assert_array_equal(artifact.array(f"{phase}_offsets"), expected.offsets)
+        np.testing.assert_array_equal(artifact.array(f"{phase}_indices"), expected.indices)
+    assert metadata["titles_with_tags"].value == {"train": 0, "score": 0}
+    assert metadata["tag_vocabulary_size"].value == 0
