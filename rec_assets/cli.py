@@ -132,7 +132,7 @@ def execute_stages(week: str | None = None, weeks: list[str] | None = None) -> i
     for scoring_week in weeks:
         if not execute(scoring_week_stage(defs, scoring_week)):
             return 1
-    if not execute(summaries_stage(defs)):
+    if weeks and not execute(summaries_stage(defs)):  # nothing to summarise when every week was skipped
         return 1
     if len(weeks) > 1:
         print_backfill_report(weeks)

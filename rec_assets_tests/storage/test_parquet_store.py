@@ -44,6 +44,8 @@ def split_week(conn) -> dict[str, str]:
     warehouse.replace_titles(conn, titles_frame())
     warehouse.replace_events(conn, events_frame(), None, None)
     warehouse.replace_title_tags(conn, tags())
+    warehouse.replace_users(conn, pd.DataFrame({"user_id": pd.Series([1, 2], dtype="int64"),
+                                                "country": pd.Series(["IE", None], dtype="object")}))
     models = discover_models(SQL_DIR, sources=["raw_watch_events", "raw_titles", "raw_users"])
     start = datetime.combine(WEEK, datetime.min.time())
     values = week_windows(start, start + pd.Timedelta(days=7), LENGTHS).as_sql_parameters()
