@@ -102,7 +102,7 @@ def test_cache_skips_unchanged_and_recomputes_changed(tmp_path, jpegs, backbone)
     repaired = embed_cover_art(titles, RANDOM, cache_dir=cache, backbone=backbone)
     assert (repaired.n_computed, repaired.n_cached) == (1, 2)
     # Recomputed in a batch of its own: equal up to CPU kernel rounding, which depends on the batch.
-    np.testing.assert_allclose(repaired.embeddings, changed.embeddings, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(repaired.embeddings, changed.embeddings, rtol=1e-4, atol=1e-4)
     assert np.load(damaged).shape == (EMBEDDING_DIM,)
 
 

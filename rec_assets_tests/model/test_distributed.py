@@ -64,8 +64,8 @@ def test_two_processes_match_single_process_training(launched):
     summary = json.loads((root / "ck.pt.json").read_text())
     assert summary["world_size"] == 2
     assert summary["examples_seen"] == single.examples_seen
-    np.testing.assert_allclose(summary["train_loss"], single.train_loss, rtol=1e-4)
-    np.testing.assert_allclose(summary["val_loss"], single.val_loss, rtol=1e-4)
+    np.testing.assert_allclose(summary["train_loss"], single.train_loss, rtol=5e-4)
+    np.testing.assert_allclose(summary["val_loss"], single.val_loss, rtol=5e-4)
     distributed = load_checkpoint(root / "ck.pt").model.state_dict()
     for name, weights in single.model.state_dict().items():
         if weights.is_floating_point():
