@@ -65,6 +65,21 @@ def rejected_share_check(rejected: int, rows_read: int, limit: float) -> AssetCh
     )
 
 
+def snapshot_result(opened, rows: int, read) -> MaterializeResult:
+    """What a catalogue snapshot (titles, tags) reports: rows, source, rejected rows and the read's counts."""
+    return MaterializeResult(
+        metadata={
+            "rows": rows,
+            "source": opened.name,
+            "source_fingerprint": opened.fingerprint(),
+            "rejected_rows": len(read.rejected),
+            "rejected_preview": MetadataValue.md(_rejected_preview(read.rejected)),
+            **{f"count_{k}": int(v) for k, v in read.counts.items()},
+        },
+        data_version=DataVersion(opened.fingerprint()),
+    )
+
+
 @asset(
     group_name=RAW_GROUP,
     kinds={"duckdb", "python"},
@@ -79,17 +94,7 @@ def raw_titles(context: AssetExecutionContext, source: SourceResource, warehouse
         warehouse.record_rejected(conn, "titles", read.rejected)
         rows = warehouse.replace_titles(conn, read.titles)
     context.log.info(f"stored {rows} titles from {opened.name}; rejected {len(read.rejected)}")
-    return MaterializeResult(
-        metadata={
-            "rows": rows,
-            "source": opened.name,
-            "source_fingerprint": opened.fingerprint(),
-            "rejected_rows": len(read.rejected),
-            "rejected_preview": MetadataValue.md(_rejected_preview(read.rejected)),
-            **{f"count_{k}": int(v) for k, v in read.counts.items()},
-        },
-        data_version=DataVersion(opened.fingerprint()),
-    )
+    return snapshot_result(opened, rows, read)
 
 
 @asset(
@@ -275,14 +280,4 @@ def raw_title_tags(context: AssetExecutionContext, source: SourceResource, wareh
         warehouse.record_rejected(conn, "tags", read.rejected)
         rows = warehouse.replace_title_tags(conn, read.tags)
     context.log.info(f"stored {rows} tag applications from {opened.name}; rejected {len(read.rejected)}")
-    return MaterializeResult(
-        metadata={
-            "rows": rows,
-            "source": opened.name,
-            "source_fingerprint": opened.fingerprint(),
-            "rejected_rows": len(read.rejected),
-            "rejected_preview": MetadataValue.md(_rejected_preview(read.rejected)),
-            **{f"count_{k}": int(v) for k, v in read.counts.items()},
-        },
-        data_version=DataVersion(opened.fingerprint()),
-    )
+    return snapshot_result(opened, rows, read)
