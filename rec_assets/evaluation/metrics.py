@@ -22,12 +22,16 @@ Definitions (for one candidate set and category, K = list length, default 6):
 Ties are the ranking's business (see ``scoring.top_k``); the metrics take the lists as given. A list that names a
 title twice, or names a title outside the candidate set, is a caller bug and raises ValueError.
 
+Per-user values (:func:`user_hits`: hits per list position, truth counts; P/R @any K) are what
+:func:`evaluate_top_k` averages; :func:`user_auc` is per-user ROC AUC (the LightFM paper's metric).
+
 Pure code: no dagster import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -39,8 +43,12 @@ __all__ = [
     "CATEGORIES",
     "METRICS",
     "candidate_masks",
+    "UserHits",
     "evaluate_segments",
     "evaluate_top_k",
+    "segment_user_hits",
+    "user_auc",
+    "user_hits",
 ]
 
 METRICS: tuple[str, ...] = ("precision", "recall", "coverage", "converted_coverage")
@@ -70,28 +78,51 @@ def _truth_pairs(truth: Truth, n_users: int) -> tuple[np.ndarray, np.ndarray]:
     return users, items
 
 
-def evaluate_top_k(
+@dataclass(frozen=True)
+class UserHits:
+    """Per user row of top-K lists: ``hit[u, j]`` is true when list position j of user u is a truth title;
+    ``truth_count[u]`` the user's distinct truth titles (0: not evaluated). Values @k for any k <= K."""
+
+    recommended: np.ndarray  # int64 [n_users, K], -1 for an empty slot
+    hit: np.ndarray  # bool [n_users, K]
+    truth_count: np.ndarray  # int64 [n_users]
+
+    @property
+    def k(self) -> int:
+        return int(self.hit.shape[1])
+
+    @property
+    def evaluated(self) -> np.ndarray:
+        return self.truth_count > 0
+
+    def _k(self, k: int | None) -> int:
+        k = self.k if k is None else int(k)
+        if not 1 <= k <= self.k:
+            raise ValueError(f"k must be in [1, {self.k}], got {k}")
+        return k
+
+    def hits(self, k: int | None = None) -> np.ndarray:
+        """int64 [n_users]: hits among the first ``k`` positions of each list."""
+        return self.hit[:, :self._k(k)].sum(axis=1, dtype=np.int64)
+
+    def precision(self, k: int | None = None) -> np.ndarray:
+        """float [n_evaluated]: hits / k of each evaluated user (an empty slot is a miss)."""
+        k = self._k(k)
+        return self.hits(k)[self.evaluated] / k
+
+    def recall(self, k: int | None = None) -> np.ndarray:
+        """float [n_evaluated]: hits / truth count of each evaluated user (not capped at k)."""
+        return self.hits(k)[self.evaluated] / self.truth_count[self.evaluated]
+
+
+def user_hits(
     recommended: np.ndarray,
     truth: Truth,
     k: int | None = None,
     *,
     candidate_mask: np.ndarray | None = None,
-) -> dict[str, float | int]:
-    """Precision@K, Recall@K, Coverage@K, Converted Coverage@K and the evaluated-user count of top-K lists.
-
-    Args:
-        recommended: int [n_users, >= k] title indices per user row, best first, -1 for an empty slot.
-        truth: the Y' watches, either a :class:`CSR` over the same user rows or a ``(user_rows, item_rows)`` tuple
-            of parallel arrays (duplicates allowed).
-        k: the K of the metrics; the first ``k`` columns of ``recommended`` are used. Default: all columns.
-        candidate_mask: bool [n_items] of the candidate set and category evaluated. Truth titles outside it are
-            dropped before anything is counted (see the module docstring), and a recommended title outside it
-            raises ValueError. None: the truth is taken as already restricted.
-
-    Returns:
-        ``{"precision", "recall"}`` as fractions in [0, 1] (NaN without evaluated users), ``{"coverage",
-        "converted_coverage", "evaluated_users"}`` as ints.
-    """
+) -> UserHits:
+    """Per-user hits of top-K lists against the truth; arguments as :func:`evaluate_top_k`'s."""
     rec = np.asarray(recommended)
     if rec.ndim != 2:
         raise ValueError(f"recommended must be [n_users, k], got shape {rec.shape}")
@@ -127,9 +158,7 @@ def evaluate_top_k(
     # A (user, title) pair as one int64 key; the stride exceeds every title index on either side.
     stride = int(max(items.max(initial=-1), rec.max(initial=-1))) + 1
     truth_keys = np.unique(users * stride + items)
-    truth_count = np.bincount(truth_keys // stride, minlength=n_users)
-    evaluated = truth_count > 0
-    n_evaluated = int(evaluated.sum())
+    truth_count = np.bincount(truth_keys // stride, minlength=n_users).astype(np.int64)
 
     rec_keys = np.arange(n_users, dtype=np.int64)[:, None] * stride + rec
     if truth_keys.size:
@@ -138,16 +167,47 @@ def evaluate_top_k(
         hit = present & (truth_keys[pos] == rec_keys)
     else:
         hit = np.zeros(rec.shape, dtype=bool)
-    hits = hit.sum(axis=1)
+    return UserHits(recommended=rec, hit=hit, truth_count=truth_count)
 
+
+def evaluate_top_k(
+    recommended: np.ndarray,
+    truth: Truth,
+    k: int | None = None,
+    *,
+    candidate_mask: np.ndarray | None = None,
+) -> dict[str, float | int]:
+    """Precision@K, Recall@K, Coverage@K, Converted Coverage@K and the evaluated-user count of top-K lists.
+
+    Args:
+        recommended: int [n_users, >= k] title indices per user row, best first, -1 for an empty slot.
+        truth: the Y' watches, either a :class:`CSR` over the same user rows or a ``(user_rows, item_rows)`` tuple
+            of parallel arrays (duplicates allowed).
+        k: the K of the metrics; the first ``k`` columns of ``recommended`` are used. Default: all columns.
+        candidate_mask: bool [n_items] of the candidate set and category evaluated. Truth titles outside it are
+            dropped before anything is counted (see the module docstring), and a recommended title outside it
+            raises ValueError. None: the truth is taken as already restricted.
+
+    Returns:
+        ``{"precision", "recall"}`` as fractions in [0, 1] (NaN without evaluated users), ``{"coverage",
+        "converted_coverage", "evaluated_users"}`` as ints. The means of :func:`user_hits`' per-user values.
+    """
+    per_user = user_hits(recommended, truth, k, candidate_mask=candidate_mask)
+    return _aggregate(per_user)
+
+
+def _aggregate(per_user: UserHits) -> dict[str, float | int]:
+    evaluated = per_user.evaluated
+    n_evaluated = int(evaluated.sum())
     if n_evaluated == 0:
         precision = recall = float("nan")
     else:
-        precision = float(np.mean(hits[evaluated] / k))
-        recall = float(np.mean(hits[evaluated] / truth_count[evaluated]))
+        precision = float(np.mean(per_user.precision()))
+        recall = float(np.mean(per_user.recall()))
+    rec = per_user.recommended
     listed = rec[evaluated]
     coverage = int(np.unique(listed[listed >= 0]).size)
-    converted_coverage = int(np.unique(rec[hit]).size)  # a hit implies truth, so its user is evaluated
+    converted_coverage = int(np.unique(rec[per_user.hit]).size)  # a hit implies truth, so its user is evaluated
     return {
         "precision": precision,
         "recall": recall,
@@ -155,6 +215,26 @@ def evaluate_top_k(
         "converted_coverage": converted_coverage,
         "evaluated_users": n_evaluated,
     }
+
+
+def user_auc(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """float [n_users]: ROC AUC of each user's ``scores`` [n_users, n_candidates] against ``truth`` (bool, same
+    shape), through ``sklearn.metrics.roc_auc_score`` (ties count one half). NaN for a user whose candidates are
+    all truth or all not truth (AUC undefined)."""
+    from sklearn.metrics import roc_auc_score
+
+    truth = np.asarray(truth, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    if truth.shape != scores.shape or truth.ndim != 2:
+        raise ValueError(f"truth and scores must be the same [n_users, n_candidates], got {truth.shape} and "
+                         f"{scores.shape}")
+    n_true = truth.sum(axis=1)
+    defined = (n_true > 0) & (n_true < truth.shape[1])
+    auc = np.full(truth.shape[0], np.nan)
+    if defined.any():
+        # users as the labels of a multilabel problem: one binary AUC per column
+        auc[defined] = roc_auc_score(truth[defined].T, scores[defined].T, average=None)
+    return auc
 
 
 def candidate_masks(is_warm: np.ndarray, is_cold: np.ndarray, is_tv: np.ndarray) -> dict[tuple[str, str], np.ndarray]:
@@ -173,23 +253,42 @@ def candidate_masks(is_warm: np.ndarray, is_cold: np.ndarray, is_tv: np.ndarray)
     }
 
 
+def segment_user_hits(
+    recommended: Mapping[tuple[str, str], np.ndarray],
+    truth: Truth,
+    masks: Mapping[tuple[str, str], np.ndarray],
+    k: int = 6,
+) -> dict[tuple[str, str], UserHits]:
+    """:func:`user_hits` of each segment's lists (``recommended`` and ``masks`` as for :func:`evaluate_segments`)."""
+    result = {}
+    for segment, lists in recommended.items():
+        if segment not in masks:
+            raise KeyError(f"no candidate mask for segment {segment}")
+        result[segment] = user_hits(lists, truth, k, candidate_mask=masks[segment])
+    return result
+
+
 def evaluate_segments(
     recommended: Mapping[tuple[str, str], np.ndarray],
     truth: Truth,
     masks: Mapping[tuple[str, str], np.ndarray],
     k: int = 6,
+    *,
+    per_user: dict | None = None,
 ) -> pd.DataFrame:
     """Metrics of several segments as the long frame the report reads.
 
     ``recommended[(candidate_set, category)]`` are the top-K lists ranked within that segment's candidates and
     ``masks`` the segments' candidate masks (see :func:`candidate_masks`). Returns columns candidate_set, category,
     metric, value, evaluated_users: one row per segment and metric. The caller adds scoring_week and variant.
+    ``per_user``: when given, filled with each segment's :class:`UserHits` (the values the means are of).
     """
+    hits = segment_user_hits(recommended, truth, masks, k)
+    if per_user is not None:
+        per_user.update(hits)
     rows = []
-    for segment, lists in recommended.items():
-        if segment not in masks:
-            raise KeyError(f"no candidate mask for segment {segment}")
-        result = evaluate_top_k(lists, truth, k, candidate_mask=masks[segment])
+    for segment, segment_hits in hits.items():
+        result = _aggregate(segment_hits)
         for metric in METRICS:
             rows.append((segment[0], segment[1], metric, float(result[metric]), result["evaluated_users"]))
     return pd.DataFrame(rows, columns=["candidate_set", "category", "metric", "value", "evaluated_users"])

@@ -124,3 +124,31 @@ def test_segments_long_frame():
     assert warm["precision"] == pytest.approx(0.5) and warm["coverage"] == 4
     cold = frame[frame["candidate_set"] == "cold"]
     assert (cold["evaluated_users"] == 0).all()
+
+
+def test_per_user_hits_are_what_evaluate_top_k_averages():
+    from rec_assets.evaluation.metrics import user_hits
+
+    per_user = user_hits(RECOMMENDED, (TRUTH_USERS, TRUTH_ITEMS), 2, candidate_mask=MOVIES)
+    assert per_user.truth_count.tolist() == [3, 2, 1, 0, 0]  # u3's truth is TV only: not a movie truth
+    assert per_user.evaluated.tolist() == [True, True, True, False, False]
+    assert per_user.hits().tolist() == [1, 2, 0, 0, 0]
+    assert per_user.precision().tolist() == pytest.approx([0.5, 1.0, 0.0])
+    assert per_user.recall().tolist() == pytest.approx([1 / 3, 1.0, 0.0])
+    assert per_user.precision(1).tolist() == pytest.approx([1.0, 1.0, 0.0])  # @1: first positions only
+    assert per_user.recall(1).tolist() == pytest.approx([1 / 3, 1 / 2, 0.0])
+    assert np.mean(per_user.precision()) == pytest.approx(EXPECTED["precision"])
+    with pytest.raises(ValueError):
+        per_user.precision(3)
+
+
+def test_user_auc_is_one_for_a_perfect_scorer_zero_reversed_and_nan_when_undefined():
+    from rec_assets.evaluation.metrics import user_auc
+
+    truth = np.array([[1, 0, 1, 0], [0, 0, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=bool)
+    perfect = truth.astype(float)  # truth scored above everything else
+    auc = user_auc(truth, perfect)
+    assert auc[:2].tolist() == [1.0, 1.0] and np.isnan(auc[2:]).all()
+    assert user_auc(truth[:2], -perfect[:2]).tolist() == [0.0, 0.0]
+    assert user_auc(truth[:1], np.zeros((1, 4))).tolist() == [0.5]  # all tied: one half
+    assert user_auc(np.array([[1, 0, 0, 0]], bool), np.array([[0.5, 0.9, 0.1, 0.2]])).tolist() == [pytest.approx(2 / 3)]
