@@ -29,8 +29,9 @@ All dims are standardised. No single field reveals the vector: each is a noisy f
 17 maturity ratings (US film, US TV, international ladder for a share of non-US titles, a few unrated); 60 countries
 of origin, US-heavy (anime mostly from Japan); release years from 1930 on, about half of the arrivals new releases.
 An initial library (``initial_library_share``) is available from the first day; the rest arrive every week, at a
-rate growing as exp(arrival_growth * t) so recent weeks bring many new titles, mostly on Fridays. Title ids follow
-acquisition order. A few titles lack a synopsis or an image (null in titles.jsonl, no file).
+rate growing as exp(arrival_growth * t) so recent weeks bring many new titles, mostly on Fridays; a release drop
+(``drop_titles``, the ``default`` preset's last week) adds a batch at once, mostly back catalogue, less promoted.
+Title ids follow acquisition order. A few titles lack a synopsis or an image (null in titles.jsonl, no file).
 
 *Users.* Country (US-heavy), age band, plan and device (written to users.csv); hidden: a taste vector in the title
 latent space (a favourite genre's centroid and synopsis/poster style, the home country's offset, an age-band
@@ -40,21 +41,25 @@ the rest later, more of them recently) and for some users a churn week.
 *Watch events.* Week by week, each active user watches Poisson(rate x season x gamma noise) titles, chosen without
 repetition with probability proportional to exp(affinity + log popularity + novelty) over the titles available by
 then, where affinity = taste . (part weights x latent) x taste_strength / sqrt(22) and novelty = novelty_boost x
-exp(-age_weeks / novelty_decay_weeks). Sampling is importance resampling over candidates drawn from the shared
-prior (see ``simulator_events``). A title is never watched before its acquisition day, so titles acquired in week W
-are cold-start titles of W; the novelty boost makes most of them get watched in W itself. Timestamps (UTC, second
-resolution) follow a weekday x hour-of-day profile.
+exp(-age_weeks / novelty_decay_weeks) (drop_novelty_boost for a drop title). Sampling is importance resampling
+over candidates drawn from the shared prior (see ``simulator_events``). A title is never watched before its
+acquisition day, so titles acquired in week W are cold-start titles of W; the novelty boost makes most of them get
+watched in W itself. Timestamps (UTC, second resolution) follow a weekday x hour-of-day profile.
 
-The hidden factors are never written; tests and notebooks get them from ``generate_hidden``.
+The hidden factors are never in the layout's files; ``generate_hidden`` gives them to tests and notebooks, and
+``oracle_factors.npz`` (``ORACLE_FILE``) holds what the evaluation's oracle rows need. Only
+``rec_assets.evaluation.oracle`` reads that file: no feature or model may.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -97,6 +102,7 @@ __all__ = [
     "GENERATOR_VERSION",
     "IMAGES_DIR",
     "LATENT_PARTS",
+    "ORACLE_FILE",
     "PRESETS",
     "HiddenFactors",
     "Simulation",
@@ -111,6 +117,8 @@ __all__ = [
 
 GENERATOR_NAME = "rec_assets.sources.simulator"
 IMAGES_DIR = "images"
+# The hidden factors the evaluation's oracle ranks by (see ``write_oracle_factors``); read by nothing else.
+ORACLE_FILE = "oracle_factors.npz"
 USER_COLUMNS: tuple[str, ...] = ("user_id", "country", "age_band", "plan", "device")
 _EVENT_CHUNK = 1_000_000
 
@@ -127,6 +135,7 @@ class HiddenFactors:
     affinity_weights: np.ndarray  # (22,): affinity = sum(taste * weights * latent)
     latent_parts: dict[str, tuple[int, int]]  # part name -> [start, stop) dims
     title_log_popularity: np.ndarray  # (n_titles,)
+    title_novelty_boost: np.ndarray  # (n_titles,) novelty logit in the acquisition week
     title_acquisition_week: np.ndarray  # (n_titles,) week index from first_day
     title_primary_genre: np.ndarray  # (n_titles,) genre index
     user_weekly_rate: np.ndarray  # (n_users,)
@@ -155,6 +164,7 @@ def _hidden_from_world(world: World) -> HiddenFactors:
         affinity_weights=affinity_weights(world.config),
         latent_parts=dict(LATENT_PARTS),
         title_log_popularity=titles.log_popularity,
+        title_novelty_boost=titles.novelty_boost,
         title_acquisition_week=world.acquisition_week,
         title_primary_genre=np.array([g[0] for g in titles.genres], dtype=np.int32),
         user_weekly_rate=users.weekly_rate,
@@ -225,7 +235,7 @@ def _is_current(config: SimulatorConfig, out_dir: Path) -> bool:
         return False
     if manifest.get("config_hash") != config.config_hash() or manifest.get("config") != config.to_json_dict():
         return False
-    return all((out_dir / name).is_file() for name in (TITLES_FILE, USERS_FILE, EVENTS_FILE))
+    return all((out_dir / name).is_file() for name in (TITLES_FILE, USERS_FILE, EVENTS_FILE, ORACLE_FILE))
 
 
 @contextmanager
@@ -261,6 +271,7 @@ def _write_layout(config: SimulatorConfig, target: Path) -> dict:
     n_users = _write_users(world, target)
     events = simulate_events(world)
     _write_events(events, target)
+    write_oracle_factors(target / ORACLE_FILE, oracle_arrays(world))
     first_day, end_day = simulator_span(config)
     manifest = {
         "generator": GENERATOR_NAME,
@@ -279,6 +290,7 @@ def _write_layout(config: SimulatorConfig, target: Path) -> dict:
             USERS_FILE: _sha256_file(target / USERS_FILE),
             EVENTS_FILE: _sha256_file(target / EVENTS_FILE),
             IMAGES_DIR: image_digest,
+            ORACLE_FILE: _sha256_file(target / ORACLE_FILE),
         },
     }
     (target / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -367,6 +379,34 @@ def _write_events(events: Events, target: Path) -> None:
                 "timestamp": pa.array(stamps, type=pa.string()),
             })
             pa_csv.write_csv(table, handle, options)
+
+
+def oracle_arrays(world: World) -> dict[str, np.ndarray]:
+    """What the oracle needs to rebuild the choice logit of any (user, title) pair in any week (ids, not rows)."""
+    config, titles, users = world.config, world.titles, world.users
+    return {
+        "user_id": np.arange(1, config.n_users + 1, dtype=np.int64),
+        "title_id": np.arange(1, config.n_titles + 1, dtype=np.int64),
+        "user_taste": users.taste.astype(np.float32),
+        "title_latent": titles.latent.astype(np.float32),
+        "affinity_weights": affinity_weights(config),
+        "part_names": np.array(list(LATENT_PARTS)),
+        "part_bounds": np.array(list(LATENT_PARTS.values()), dtype=np.int64),
+        "title_log_popularity": titles.log_popularity.astype(np.float32),
+        "title_novelty_boost": np.asarray(titles.novelty_boost, dtype=np.float64),
+        "title_acquisition_day": np.asarray(titles.acquisition_day, dtype=np.int64),
+        "first_day": np.array(config.first_day.isoformat()),
+        "novelty_decay_weeks": np.array(config.novelty_decay_weeks, dtype=np.float64),
+    }
+
+
+def write_oracle_factors(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An ``.npz`` (``numpy.load`` reads it) with fixed zip timestamps, so the same arrays give the same bytes."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
+            archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
 
 
 def _sha256_file(path: Path) -> str:

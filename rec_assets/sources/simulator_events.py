@@ -4,13 +4,12 @@ For user u in week w the choice distribution over the titles available by then (
 
     p(t) ~ exp(log_popularity[t] + novelty(w - acquisition_week[t]) + affinity(u, t))
 
-with novelty(a) = novelty_boost * exp(-a / novelty_decay_weeks) and affinity(u, t) = sum(taste_u * weights *
-latent_t). Computing it exactly over the whole catalogue for every user is too slow for the large preset, so each
-user draws ``candidates_per_user`` candidates from the prior exp(log_popularity + novelty) (shared by all users of
-the week) and picks among them by a Gumbel-top-k on affinity + log(multiplicity): sampling-importance-resampling,
-which tends to the exact distribution as candidates grow. Titles the user already watched are masked out (a bitmap
-of user x title), so user-title pairs never repeat. Timestamps are spread over the week by a weekday x hour profile
-(evenings and weekends heavier), never before the title's acquisition day.
+with novelty(a) = boost_t * exp(-a / novelty_decay_weeks) (boost_t: novelty_boost, drop_novelty_boost for a drop
+title) and affinity(u, t) = sum(taste_u * weights * latent_t). An exact softmax over the catalogue for every user is
+too slow for the large preset, so each user draws ``candidates_per_user`` candidates from the prior exp(log_popularity
++ novelty) (shared by the week's users) and picks among them by a Gumbel-top-k on affinity + log(multiplicity):
+sampling-importance-resampling. Already watched titles are masked out (a user x title bitmap), so pairs never
+repeat. Timestamps follow a weekday x hour profile (evenings, weekends), never before the acquisition day.
 """
 
 from __future__ import annotations
@@ -45,8 +44,10 @@ class Events:
         return len(self.user)
 
 
-def novelty(config, age_weeks: np.ndarray) -> np.ndarray:
-    return config.novelty_boost * np.exp(-age_weeks / config.novelty_decay_weeks)
+def novelty(config, age_weeks: np.ndarray, boost: np.ndarray | float | None = None) -> np.ndarray:
+    """Novelty logit of titles ``age_weeks`` after acquisition; ``boost`` per title (default novelty_boost)."""
+    boost = config.novelty_boost if boost is None else boost
+    return boost * np.exp(-age_weeks / config.novelty_decay_weeks)
 
 
 def simulate_events(world: World) -> Events:
@@ -76,7 +77,8 @@ def simulate_events(world: World) -> Events:
         counts = np.minimum(rng.poisson(appetite), config.max_watches_per_week)
         keep = counts > 0
         active, counts = active[keep], counts[keep]
-        prior = titles.log_popularity[:n_avail] + novelty(config, week - acq_week[:n_avail])
+        prior = titles.log_popularity[:n_avail] + novelty(config, week - acq_week[:n_avail],
+                                                        titles.novelty_boost[:n_avail])
         alias = AliasTable(np.exp(prior - prior.max(), dtype=np.float64))
 
         week_users, week_titles = [], []

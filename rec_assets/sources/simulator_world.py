@@ -108,6 +108,7 @@ class Titles:
     has_image: np.ndarray  # bool
     latent: np.ndarray  # (n, LATENT_DIM) float32, hidden
     log_popularity: np.ndarray  # (n,) float32, hidden base popularity
+    novelty_boost: np.ndarray  # (n,) hidden: logit boost in the acquisition week (lower for a release drop)
 
 
 @dataclass(frozen=True)
@@ -220,9 +221,12 @@ def _person_names(rng: np.random.Generator, n: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _acquisition_days(config: SimulatorConfig, rng: np.random.Generator) -> np.ndarray:
-    n_initial = int(round(config.n_titles * config.initial_library_share))
-    n_arrivals = config.n_titles - n_initial
+def _acquisition_days(config: SimulatorConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Acquisition day of every title (non-decreasing: ids follow acquisition order) and whether it came in the
+    release drop (see ``SimulatorConfig.drop_titles``)."""
+    n_regular = config.n_titles - config.drop_titles
+    n_initial = int(round(n_regular * config.initial_library_share))
+    n_arrivals = n_regular - n_initial
     days = [np.zeros(n_initial, dtype=np.int64)]
     if n_arrivals and config.n_weeks > 1:
         t = np.arange(1, config.n_weeks, dtype=np.float64) / max(config.n_weeks - 1, 1)
@@ -233,13 +237,17 @@ def _acquisition_days(config: SimulatorConfig, rng: np.random.Generator) -> np.n
         days.append(np.sort(7 * week + weekday))
     elif n_arrivals:
         days.append(np.zeros(n_arrivals, dtype=np.int64))
-    return np.concatenate(days)
+    # The drop lands at once, on the Monday of its week.
+    days.append(np.full(config.drop_titles, 7 * config.drop_week_index, dtype=np.int64))
+    is_drop = np.concatenate([np.zeros(n_regular, dtype=bool), np.ones(config.drop_titles, dtype=bool)])
+    order = np.argsort(np.concatenate(days), kind="stable")
+    return np.concatenate(days)[order], is_drop[order]
 
 
 def build_titles(config: SimulatorConfig, voc: Vocabulary, people: People) -> Titles:
     rng = rng_for(config.seed, STREAM_TITLES)
     n = config.n_titles
-    acquisition_day = _acquisition_days(config, rng)
+    acquisition_day, is_drop = _acquisition_days(config, rng)
     category = (rng.random(n) < config.tv_share).astype(np.int8)
     movie_w = np.array([g[1] for g in vocab.GENRES])
     tv_w = np.array([g[2] for g in vocab.GENRES])
@@ -269,7 +277,8 @@ def build_titles(config: SimulatorConfig, voc: Vocabulary, people: People) -> Ti
     maturity = _maturity(rng, maturity_score, category, country, voc.countries.index("US"))
 
     acq_year = np.array([(config.first_day + timedelta(days=int(d))).year for d in acquisition_day])
-    fresh = (rng.random(n) < 0.45) & (acquisition_day > 0)
+    # About half of the regular arrivals are new releases; a drop is mostly back catalogue.
+    fresh = (rng.random(n) < np.where(is_drop, 0.1, 0.45)) & (acquisition_day > 0)
     old_year = acq_year - 2 - np.floor(rng.exponential(10.0, n)).astype(np.int64)
     new_year = acq_year - (rng.random(n) < 0.3)
     release_year = np.maximum(np.where(fresh, new_year, old_year), 1930)
@@ -277,9 +286,10 @@ def build_titles(config: SimulatorConfig, voc: Vocabulary, people: People) -> Ti
     has_synopsis = rng.random(n) >= config.missing_synopsis_share
     has_image = rng.random(n) >= config.missing_image_share
     log_popularity = rng.normal(0.0, config.popularity_sigma, n)
+    novelty_boost = np.where(is_drop, config.drop_novelty_boost, config.novelty_boost)
     return Titles(category, genres, subgenres, actors, directors, maturity, country.astype(np.int32),
                   release_year.astype(np.int32), acquisition_day, has_synopsis, has_image,
-                  latent.astype(np.float32), log_popularity.astype(np.float32))
+                  latent.astype(np.float32), log_popularity.astype(np.float32), novelty_boost)
 
 
 def _secondary_genres(rng, voc: Vocabulary, z_cat, genre, subgenre):

@@ -29,6 +29,7 @@ from rec_assets.sources.layout import (
     USERS_FILE,
 )
 from rec_assets.sources.simulator import (
+    ORACLE_FILE,
     PRESETS,
     SimulatorConfig,
     config_for,
@@ -92,6 +93,11 @@ def test_presets_and_config_for():
         config_for("huge")
     with pytest.raises(ValueError, match="Monday"):
         SimulatorConfig(first_day=date(2024, 9, 3))
+    with pytest.raises(ValueError, match="drop_titles"):
+        SimulatorConfig(n_titles=10, drop_titles=11)
+    with pytest.raises(ValueError, match="drop_week"):
+        SimulatorConfig(n_weeks=10, drop_week=10)
+    assert SimulatorConfig(n_weeks=10, drop_week=-1).drop_week_index == 9
 
 
 def test_config_hash_is_stable_and_sensitive():
@@ -200,9 +206,28 @@ def test_manifest_matches_span_and_files(tiny_dir):
     # Events fill the span: something is watched in its first and in its last week.
     seconds = _events(tiny_dir)[2]
     assert seconds.min() < _unix(first + timedelta(days=7)) and seconds.max() >= _unix(end - timedelta(days=7))
-    # The hidden factors stay hidden.
+    # The hidden factors stay out of the layout's files: only the oracle's own file holds them.
     assert "latent" not in json.dumps(manifest)
-    assert {p.name for p in tiny_dir.iterdir()} == {TITLES_FILE, USERS_FILE, EVENTS_FILE, MANIFEST_FILE, "images"}
+    assert {p.name for p in tiny_dir.iterdir()} == {TITLES_FILE, USERS_FILE, EVENTS_FILE, MANIFEST_FILE, "images",
+                                                    ORACLE_FILE}
+    assert set(manifest["sha256"]) == {TITLES_FILE, USERS_FILE, EVENTS_FILE, "images", ORACLE_FILE}
+
+
+def test_the_oracle_file_holds_the_hidden_factors(tiny_dir):
+    config = config_for("tiny")
+    hidden = generate_hidden(config)
+    with np.load(tiny_dir / ORACLE_FILE, allow_pickle=False) as stored:
+        assert np.array_equal(stored["title_id"], np.arange(1, config.n_titles + 1))
+        assert np.array_equal(stored["user_id"], np.arange(1, config.n_users + 1))
+        assert np.array_equal(stored["title_latent"], hidden.title_latent)
+        assert np.array_equal(stored["user_taste"], hidden.user_taste)
+        assert np.array_equal(stored["affinity_weights"], hidden.affinity_weights)
+        assert dict(zip(stored["part_names"].tolist(), map(tuple, stored["part_bounds"].tolist()))) \
+            == hidden.latent_parts
+        assert np.array_equal(stored["title_log_popularity"], hidden.title_log_popularity)
+        assert np.array_equal(stored["title_novelty_boost"], hidden.title_novelty_boost)
+        assert np.array_equal(stored["title_acquisition_day"] // 7, hidden.title_acquisition_week)
+        assert str(stored["first_day"]) == config.first_day.isoformat()
 
 
 def test_default_catalogue_vocabularies(default_simulation):
@@ -228,6 +253,33 @@ def test_default_catalogue_vocabularies(default_simulation):
     assert cast_counts.max() >= 10 * np.median(cast_counts)
     years = titles.release_year
     assert years.min() < 1980 and years.max() >= 2025
+
+
+def test_default_latest_week_gets_a_release_drop_the_size_of_the_papers_cold_set(default_simulation):
+    """The last week (the one `make run` scores) holds >= 250 cold-start titles, movies and TV: watched in it, not
+    in the 2 years + 14 days before; the rest of the catalogue stays mostly warm and long-tailed."""
+    config = config_for("default")
+    assert config.drop_titles > 0 and config.drop_week_index == config.n_weeks - 1
+    events, titles = default_simulation.events, default_simulation.world.titles
+    day = (events.timestamp - _unix(config.first_day)) // 86400
+    scoring_day = 7 * (config.n_weeks - 1)
+    history = np.unique(events.title[(day >= scoring_day - 744) & (day < scoring_day)])
+    week = np.unique(events.title[day >= scoring_day])
+    cold = np.setdiff1d(week, history)
+    n_tv = int(titles.category[cold].sum())
+    assert len(cold) >= 250, len(cold)
+    assert n_tv >= 40 and len(cold) - n_tv >= 150, (len(cold) - n_tv, n_tv)
+    # The drop lands on the week's Monday and is mostly back catalogue, promoted less than premieres.
+    dropped = titles.novelty_boost == config.drop_novelty_boost
+    assert dropped.sum() == config.drop_titles and np.all(titles.acquisition_day[dropped] == scoring_day)
+    assert (titles.release_year[dropped] < 2025).mean() >= 0.8
+    # Most titles are warm, and watches are long-tailed (the top tenth of titles take far more than a tenth).
+    available_before = np.sum(titles.acquisition_day < scoring_day)
+    assert len(history) >= 0.95 * available_before
+    counts = np.sort(np.bincount(events.title, minlength=config.n_titles))[::-1]
+    assert counts[: config.n_titles // 10].sum() >= 0.3 * counts.sum()
+    # Cold titles do not swamp the week: warm titles still take a good share of its watches.
+    assert np.isin(events.title[day >= scoring_day], cold).mean() <= 0.6
 
 
 # --- caching and atomicity ---------------------------------------------------------------------------------------
