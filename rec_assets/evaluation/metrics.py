@@ -219,22 +219,24 @@ def _aggregate(per_user: UserHits) -> dict[str, float | int]:
 
 def user_auc(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """float [n_users]: ROC AUC of each user's ``scores`` [n_users, n_candidates] against ``truth`` (bool, same
-    shape), through ``sklearn.metrics.roc_auc_score`` (ties count one half). NaN for a user whose candidates are
-    all truth or all not truth (AUC undefined)."""
-    from sklearn.metrics import roc_auc_score
+    shape); ties count one half. NaN for a user whose candidates are all truth or all not truth (AUC undefined).
+
+    Mann-Whitney form on ``scipy.stats.rankdata`` mid-ranks, all users at once: the value of
+    ``sklearn.metrics.roc_auc_score`` per user (a test checks it), which costs ~4 ms per call here.
+    """
+    from scipy.stats import rankdata
 
     truth = np.asarray(truth, dtype=bool)
     scores = np.asarray(scores, dtype=np.float64)
     if truth.shape != scores.shape or truth.ndim != 2:
         raise ValueError(f"truth and scores must be the same [n_users, n_candidates], got {truth.shape} and "
                          f"{scores.shape}")
-    n_true = truth.sum(axis=1)
-    defined = (n_true > 0) & (n_true < truth.shape[1])
-    auc = np.full(truth.shape[0], np.nan)
-    if defined.any():
-        # users as the labels of a multilabel problem: one binary AUC per column
-        auc[defined] = roc_auc_score(truth[defined].T, scores[defined].T, average=None)
-    return auc
+    n_pos = truth.sum(axis=1).astype(np.float64)
+    n_neg = truth.shape[1] - n_pos
+    ranks = rankdata(scores, axis=1) if scores.size else scores
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = (np.where(truth, ranks, 0.0).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
 
 
 def candidate_masks(is_warm: np.ndarray, is_cold: np.ndarray, is_tv: np.ndarray) -> dict[tuple[str, str], np.ndarray]:

@@ -64,6 +64,7 @@ __all__ = [
     "evaluate_fitted",
     "evaluation_context",
     "training_set",
+    "user_values",
     "week_masks",
 ]
 
@@ -483,11 +484,12 @@ def not_applicable_frame(ctx: EvaluationContext, segments, k: int) -> pd.DataFra
 
 
 def evaluate_scores(scores: PeerScores, ctx: EvaluationContext, k: int = 6, chunk_users: int = 4096,
-                    user_rows: np.ndarray | None = None) -> pd.DataFrame:
+                    user_rows: np.ndarray | None = None, per_user: dict | None = None) -> pd.DataFrame:
     """Metrics of one system's embeddings: candidate_set, category, metric, value, evaluated_users.
 
     ``user_rows``: the row of each evaluated user in ``scores.user_embeddings`` (default ``ctx.rows``, i.e. the
-    embeddings are of every user of the week's UserData).
+    embeddings are of every user of the week's UserData). ``per_user``: filled with the ranked segments'
+    ``metrics.UserHits`` (rows follow ``ctx.rows``; see :func:`user_values`).
     """
     rows = ctx.rows if user_rows is None else user_rows
     user_emb = torch.from_numpy(np.ascontiguousarray(scores.user_embeddings[rows], dtype=np.float32))
@@ -498,7 +500,10 @@ def evaluate_scores(scores: PeerScores, ctx: EvaluationContext, k: int = 6, chun
     lists = rank_segments(user_emb, item_emb, ctx.exclusion, ranking_masks, k, chunk_users)
     # An empty candidate set is evaluated as any system's would be (nobody evaluated, NaN precision): -1 lists.
     lists.update({s: np.full((len(rows), k), -1, dtype=np.int64) for s in empty_segments})
-    frames = [evaluate_segments(lists, ctx.truth, {s: ctx.masks[s] for s in lists}, k)]
+    hits: dict = {}
+    frames = [evaluate_segments(lists, ctx.truth, {s: ctx.masks[s] for s in lists}, k, per_user=hits)]
+    if per_user is not None:
+        per_user.update({s: h for s, h in hits.items() if s not in empty_segments})
     if skipped:
         frames.append(not_applicable_frame(ctx, skipped, k))
     frame = pd.concat(frames, ignore_index=True)
@@ -510,7 +515,8 @@ def evaluate_scores(scores: PeerScores, ctx: EvaluationContext, k: int = 6, chun
 
 def evaluate_fitted(fitted: FittedPeer, data: WeekData, ctx: EvaluationContext | None = None, k: int = 6,
                     chunk_users: int = 4096, embed_users: UserData | None = None,
-                    embed_items: ItemFeatures | None = None) -> tuple[pd.DataFrame, float]:
+                    embed_items: ItemFeatures | None = None, per_user: dict | None = None,
+                    ) -> tuple[pd.DataFrame, float]:
     """(metrics frame, scoring seconds) of a fitted peer on ``data``'s history -> labels.
 
     ``embed_users`` / ``embed_items`` replace the data's users / items as the model's input (the holdout protocol
@@ -522,7 +528,7 @@ def evaluate_fitted(fitted: FittedPeer, data: WeekData, ctx: EvaluationContext |
                            data.users if embed_users is None else embed_users)
     if scores.user_embeddings.shape[0] != data.users.n_users:
         raise ValueError("embed returned a user matrix that does not follow the data's users")
-    frame = evaluate_scores(scores, ctx, k, chunk_users)
+    frame = evaluate_scores(scores, ctx, k, chunk_users, per_user=per_user)
     return frame, time.perf_counter() - started
 
 
@@ -535,3 +541,19 @@ def fit_and_evaluate(name: str, config: Any, training: TrainingSet, data: WeekDa
     train_seconds = time.perf_counter() - started
     frame, score_seconds = evaluate_fitted(fitted, data, ctx, k, **kwargs)
     return frame, train_seconds, score_seconds
+
+
+def user_values(hits: Mapping[tuple[str, str], Any], user_ids: np.ndarray, ks: tuple[int, ...] = (6,)) -> pd.DataFrame:
+    """Per-user values of ranked segments (``segment -> metrics.UserHits`` over the same user rows as ``user_ids``):
+    columns candidate_set, category, user_id, n_truth, ``p@k`` and ``r@k`` per k; evaluated users only."""
+    frames = []
+    for (candidate_set, category), h in hits.items():
+        evaluated = h.evaluated
+        columns = {"candidate_set": candidate_set, "category": category,
+                   "user_id": np.asarray(user_ids)[evaluated], "n_truth": h.truth_count[evaluated]}
+        for k in ks:
+            columns[f"p@{k}"] = h.precision(k)
+            columns[f"r@{k}"] = h.recall(k)
+        frames.append(pd.DataFrame(columns))
+    columns = ["candidate_set", "category", "user_id", "n_truth", *(f"{m}@{k}" for k in ks for m in ("p", "r"))]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

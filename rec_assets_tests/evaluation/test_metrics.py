@@ -152,3 +152,16 @@ def test_user_auc_is_one_for_a_perfect_scorer_zero_reversed_and_nan_when_undefin
     assert user_auc(truth[:2], -perfect[:2]).tolist() == [0.0, 0.0]
     assert user_auc(truth[:1], np.zeros((1, 4))).tolist() == [0.5]  # all tied: one half
     assert user_auc(np.array([[1, 0, 0, 0]], bool), np.array([[0.5, 0.9, 0.1, 0.2]])).tolist() == [pytest.approx(2 / 3)]
+
+
+def test_user_auc_equals_sklearn_roc_auc_score_per_user_ties_included():
+    from sklearn.metrics import roc_auc_score
+
+    from rec_assets.evaluation.metrics import user_auc
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((40, 30)) < 0.2
+    truth[:, 0], truth[:, 1] = True, False
+    scores = np.round(rng.random((40, 30)), 1)  # coarse scores: many ties
+    expected = [roc_auc_score(t, s) for t, s in zip(truth, scores)]
+    np.testing.assert_allclose(user_auc(truth, scores), expected, rtol=0, atol=1e-12)

@@ -197,6 +197,84 @@ def test_holdout_holds_out_a_fifth_of_the_titles_and_trains_on_none_of_them(week
     assert np.array_equal(split.context.masks[(HOLDOUT, "movie")] | split.context.masks[(HOLDOUT, "tv")], held)
 
 
+# --- the LightFM paper's protocol (20% of all titles, truth in X' and Y') -------------------------------------
+
+
+def _lightfm_split(week, seed=0):
+    from rec_assets.peers.holdout import lightfm_holdout_split
+
+    train, score = week
+    return lightfm_holdout_split(train, score, popularity_columns(VOCABULARY), share=0.2, seed=seed)
+
+
+def test_lightfm_protocol_holds_out_a_fifth_of_all_titles_and_trains_on_none_of_them(week):
+    from rec_assets.peers.holdout import interacted_titles
+
+    train, score = week
+    split = _lightfm_split(week)
+    held, is_tv = split.held_out, score.items.is_tv
+    eligible = interacted_titles(train, score)
+    for category in (~is_tv, is_tv):
+        assert held[category].sum() == round(0.2 * (eligible & category).sum())
+    assert not held[~eligible].any()
+    # no event, no label, no matrix column, no ID of a held-out title reaches training ...
+    assert split.training.matrix[:, held].nnz == 0
+    assert not held[split.training.positives.title_rows].any()
+    assert not held[split.training.users.history_items].any()
+    assert not split.training.trainable[held].any() and not split.training.items.id_known[held].any()
+    assert not split.score_items.id_known[held].any()
+    # ... nor any popularity bit, in training or scoring features
+    for items in (split.training.items, split.score_items):
+        for row in np.flatnonzero(held):
+            bits = items.categorical_indices[items.categorical_offsets[row]:items.categorical_offsets[row + 1]]
+            assert NO_VIEWS in bits and not set(POPULARITY_BINS) & set(bits.tolist())
+    # the user tower's input at scoring has no held-out title either
+    assert not held[split.score_users.history_items].any()
+    assert np.array_equal(_lightfm_split(week).held_out, held)
+    assert not np.array_equal(_lightfm_split(week, seed=1).held_out, held)
+
+
+def test_lightfm_protocol_truth_is_the_held_out_watches_of_x_prime_and_y_prime(week):
+    _, score = week
+    split = _lightfm_split(week)
+    held = split.held_out
+    truth = set(zip(split.rows[split.truth[0]].tolist(), split.truth[1].tolist()))
+    assert truth and all(held[t] for _, t in truth)  # only held-out titles
+    hist_users = np.repeat(np.arange(score.users.n_users), np.diff(score.users.history_offsets))
+    expected = {(u, t) for u, t in zip(hist_users.tolist(), score.users.history_items.tolist()) if held[t]}
+    expected |= {(u, t) for u, t in zip(score.labels.user_rows.tolist(), score.labels.title_rows.tolist()) if held[t]}
+    assert truth == expected
+    assert split.rows.tolist() == sorted({u for u, _ in expected})
+    assert set(split.masks) == {("lightfm_holdout", c) for c in ("movie", "tv", "all")}
+    assert np.array_equal(split.masks[("lightfm_holdout", "all")], held)
+
+
+def test_lightfm_protocol_auc_of_a_perfect_scorer_is_one_and_of_a_reversed_one_zero(week):
+    from rec_assets.peers.holdout import evaluate_lightfm_holdout
+
+    _, score = week
+    split = _lightfm_split(week)
+    n_titles = score.items.n_titles
+    user_emb = np.zeros((score.users.n_users, n_titles), np.float32)
+    user_emb[split.rows[split.truth[0]], split.truth[1]] = 1.0  # each user's truth scores 1, the rest 0
+    items = np.eye(n_titles, dtype=np.float32)
+    scorable = np.ones(n_titles, bool)
+    perfect = evaluate_lightfm_holdout(split, PeerScores(user_emb, items, scorable))
+    reversed_ = evaluate_lightfm_holdout(split, PeerScores(-user_emb, items, scorable))
+    random = evaluate_lightfm_holdout(split, None, random_seed=0)
+    for frame in (perfect, reversed_, random):
+        assert set(frame["category"]) == {"movie", "tv", "all"}
+        assert (frame["n_truth"] > 0).all()
+    defined = perfect["auc"].notna()
+    assert defined.mean() > 0.9 and (perfect.loc[defined, "auc"] == 1.0).all()
+    assert (reversed_.loc[defined, "auc"] == 0.0).all()
+    assert (perfect["r@20"] >= perfect["r@6"]).all()
+    assert perfect["r@6"].mean() > random["r@6"].mean()
+    assert 0.3 < random["auc"].mean() < 0.7
+    all_users = perfect[perfect["category"] == "all"]
+    assert len(all_users) == len(split.rows)
+
+
 # --- tuning ------------------------------------------------------------------------------------------------------
 
 
