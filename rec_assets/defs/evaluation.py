@@ -3,7 +3,8 @@
 The evaluation takes each variant's checkpoint of its own week as an input (a ``CheckpointRef`` loaded
 through the graph), scores X' -> Y' on warm and cold-start candidates, movies and TV apart, and stores
 the metrics in the ``evaluation_metrics`` table, with the paper's Table 1, Table 2 and Figure 4 as
-metadata. The recommendations are the table the service reads.
+metadata; on the simulator also the oracle ceilings of the cold-start titles (``oracle_metadata``,
+``oracle_all``). The recommendations are the table the service reads.
 """
 
 import os
@@ -26,8 +27,9 @@ from rec_assets import warehouse
 from rec_assets.artifacts import ArtifactRef
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.raw import DUCKDB_POOL
-from rec_assets.defs.resources import ArtifactsResource, WarehouseResource, WindowsResource
+from rec_assets.defs.resources import ArtifactsResource, SourceResource, WarehouseResource, WindowsResource
 from rec_assets.defs.towers import FEATURE_INPUTS, CheckpointRef, TrainingResource, load_week_phase, tower_asset_name
+from rec_assets.evaluation.oracle import OracleFactors, evaluate_oracles, load_oracle_factors
 from rec_assets.evaluation.report import (
     attention_figure,
     png_markdown,
@@ -53,6 +55,11 @@ class EvaluationResource(ConfigurableResource):
     seed: int = Field(default=0, description="Seed of the random baseline.")
 
 
+def oracle_factors_for(source: SourceResource) -> OracleFactors | None:
+    """The simulator's hidden factors, for the oracle rows only (never a model's input); None for other sources."""
+    return load_oracle_factors(source.open().data_dir) if source.kind == "simulator" else None
+
+
 CHECKPOINT_INPUTS = {f"checkpoint_{v}": AssetIn(tower_asset_name(v)) for v in VARIANTS}
 
 
@@ -63,12 +70,14 @@ CHECKPOINT_INPUTS = {f"checkpoint_{v}": AssetIn(tower_asset_name(v)) for v in VA
     partitions_def=SCORING_WEEKS,
     ins={**FEATURE_INPUTS, **CHECKPOINT_INPUTS},
     deps=["week_titles", "raw_users"],
-    code_version="evaluation-v1",
+    code_version="evaluation-v2",
     description="Precision, Recall, Coverage and Converted Coverage @K of every variant and baseline, warm and "
-                "cold-start titles, movies and TV apart; Table 1, Table 2 and the attention figure.",
+                "cold-start titles, movies and TV apart (on the simulator also the oracle ceilings of the cold-start "
+                "titles); Table 1, Table 2 and the attention figure.",
 )
 def evaluation_metrics(
     context: AssetExecutionContext,
+    source: SourceResource,
     warehouse_db: WarehouseResource,
     windows: WindowsResource,
     artifacts: ArtifactsResource,
@@ -87,7 +96,13 @@ def evaluation_metrics(
     result = evaluate_week(data, {v: r.path for v, r in refs.items()}, k=evaluation.top_k, seed=evaluation.seed,
                            chunk_users=evaluation.chunk_users)
     seconds = time.perf_counter() - started
-    metrics = result.metrics.assign(scoring_week=pd.Timestamp(week).date(), k=evaluation.top_k)
+    metrics = result.metrics
+    oracle = oracle_factors_for(source)
+    if oracle is not None:
+        oracle_rows = evaluate_oracles(data, oracle, evaluation.top_k, pd.Timestamp(week).date(),
+                                       evaluation.chunk_users)
+        metrics = pd.concat([metrics, oracle_rows], ignore_index=True)
+    metrics = metrics.assign(scoring_week=pd.Timestamp(week).date(), k=evaluation.top_k)
     metrics["checkpoint_sha256"] = metrics["variant"].map({v: r.sha256 for v, r in refs.items()})
     with warehouse_db.connect() as conn:
         warehouse.replace_week_rows(conn, "evaluation_metrics", week, metrics)
@@ -113,6 +128,7 @@ def evaluation_metrics(
             "figure_4_attention": MetadataValue.md(figure_md),
             "evaluated_users": MetadataValue.md(evaluated.reset_index().to_markdown(index=False)),
             "rows": len(metrics),
+            "oracle_rows": oracle is not None,
             "seconds": round(seconds, 2),
             "seconds_per_variant": MetadataValue.json({k: round(v, 2) for k, v in result.seconds.items()}),
             "checkpoints": MetadataValue.json({v: {"sha256": r.sha256, "run_id": r.run_id} for v, r in refs.items()}),

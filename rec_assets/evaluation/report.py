@@ -11,6 +11,8 @@ Rules shared by every table here:
 * Several weeks are averaged per cell over the contributing weeks; lifts are computed between those means.
 * Lift % = 100 * (value - baseline) / baseline, the paper's "% lift w.r.t. the baseline"; undefined (shown as
   ``lift n/a``) when the baseline cell is n/a or 0.
+* On the simulator, Table 2 also has the oracle rows (``evaluation/oracle.py``) and, under it, every row's
+  P and R as a share of ``oracle (metadata)``, the ceiling of what metadata can tell.
 
 Figures are drawn on a bare ``matplotlib.figure.Figure`` (Agg canvas, no pyplot), so no global backend state is
 touched and the PNG bytes are reproducible (no software/date metadata is written).
@@ -31,11 +33,14 @@ import pandas as pd
 from rec_assets.evaluation.metrics import CATEGORIES, METRICS
 
 __all__ = [
+    "CEILING",
     "COLD_ROWS",
+    "ORACLE_ROWS",
     "VARIANT_LABELS",
     "WARM_ROWS",
     "attention_figure",
     "attention_figure_object",
+    "ceiling_share_markdown",
     "lift_table",
     "png_markdown",
     "summary_across_weeks",
@@ -55,6 +60,9 @@ COLD_ROWS: tuple[str, ...] = (
     "random", "attention_no_id", "attention_id", "synopsis", "cover_art", "categorical", "ncf_extension",
     "concat_no_id", "concat_id", "popularity",
 )
+# Ceilings, evaluated on cold-start titles of the simulator only; shown after the models when present.
+ORACLE_ROWS: tuple[str, ...] = ("oracle_metadata", "oracle_all")
+CEILING = "oracle_metadata"
 VARIANT_LABELS: dict[str, str] = {
     "synopsis": "Synopsis",
     "cover_art": "Cover art",
@@ -66,6 +74,8 @@ VARIANT_LABELS: dict[str, str] = {
     "attention_id": "Att (w/ ID)",
     "popularity": "Popularity",
     "random": "Random",
+    "oracle_metadata": "oracle (metadata)",
+    "oracle_all": "oracle (all factors)",
 }
 _METRIC_HEADERS: dict[str, str] = {
     "precision": "P@{k}", "recall": "R@{k}", "coverage": "Cov@{k}", "converted_coverage": "ConCov@{k}",
@@ -186,8 +196,51 @@ def table1_markdown(metrics_long_df: pd.DataFrame, **kwargs) -> str:
 
 
 def table2_markdown(metrics_long_df: pd.DataFrame, **kwargs) -> str:
-    """The paper's Table 2: cold-start titles of the week, lift vs random."""
-    return lift_table(metrics_long_df, baseline="random", rows=COLD_ROWS, candidate_set="cold", **kwargs)
+    """The paper's Table 2: cold-start titles of the week, lift vs random; with the oracle rows when the frame has
+    them (the simulator), followed by every row's P and R as a share of ``oracle (metadata)``."""
+    present = set(metrics_long_df["variant"])
+    rows = kwargs.pop("rows", None) or (*COLD_ROWS, *(v for v in ORACLE_ROWS if v in present))
+    table = lift_table(metrics_long_df, baseline="random", rows=rows, candidate_set="cold", **kwargs)
+    share_kwargs = {key: kwargs[key] for key in ("k", "scoring_weeks", "labels") if key in kwargs}
+    share = ceiling_share_markdown(metrics_long_df, rows=rows, **share_kwargs)
+    return table if not share else f"{table}\n\n{share}"
+
+
+def ceiling_share_markdown(
+    metrics_long_df: pd.DataFrame,
+    ceiling: str = CEILING,
+    rows: Sequence[str] | None = None,
+    *,
+    candidate_set: str = "cold",
+    k: int = 6,
+    scoring_weeks: Sequence[str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> str:
+    """Each row's P@k and R@k (Movie, TV) as a % of the ``ceiling`` system's, from the same cell means as
+    :func:`lift_table`; "" when the frame has no ``ceiling`` rows (sources other than the simulator)."""
+    df = _check_long(metrics_long_df)
+    df = df[df["candidate_set"] == candidate_set]
+    if scoring_weeks is not None:
+        df = df[df["scoring_week"].isin(list(scoring_weeks))]
+    if ceiling not in set(df["variant"]):
+        return ""
+    labels = {**VARIANT_LABELS, **(labels or {})}
+    present = set(df["variant"])
+    order = [v for v in (rows or COLD_ROWS) if v in present] + sorted(present - set(rows or COLD_ROWS))
+    means = _cell_means(df)
+    columns = [(metric, category) for metric in ("precision", "recall") for category in CATEGORIES]
+    body = []
+    for variant in order:
+        cells = [labels.get(variant, variant)]
+        for metric, category in columns:
+            value, top = means.get((variant, category, metric)), means.get((ceiling, category, metric))
+            cells.append("n/a" if value is None or not top else f"{100.0 * value / top:.0f}%")
+        body.append(cells)
+    header = ["Model"] + [f"{_METRIC_HEADERS[m].format(k=k)} {_CATEGORY_HEADERS[c]}" for m, c in columns]
+    caption = (f"**Share of {labels.get(ceiling, ceiling)} {_METRIC_HEADERS['precision'].format(k=k)} and "
+               f"{_METRIC_HEADERS['recall'].format(k=k)}** (100·value / ceiling, {candidate_set} titles; the "
+               "ceiling ranks by the true affinity of the hidden factors that metadata carries)")
+    return "\n\n".join([caption, _markdown_table(header, body)])
 
 
 def summary_across_weeks(metrics_long_df: pd.DataFrame) -> pd.DataFrame:

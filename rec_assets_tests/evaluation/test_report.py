@@ -175,3 +175,45 @@ def test_attention_figure_panels_are_labelled_by_category_and_metadata_type():
     assert movies.get_title() == "Movies (n = 7)" and tv.get_title() == "TV (n = 3)"
     for ax in (movies, tv):
         assert [t.get_text() for t in ax.get_xticklabels()] == names
+
+
+def _tables(markdown):
+    """The Markdown tables of an output, each as table_rows gives it."""
+    return [table_rows(block) for block in markdown.split("\n\n") if block.startswith("| ")]
+
+
+ORACLE_FRAME = long_frame(
+    segment("W1", "random", "cold", "movie", 0.02, 0.10, 300, 3, 50)
+    + segment("W1", "random", "cold", "tv", 0.05, 0.30, 60, 2, 20)
+    + segment("W1", "attention_no_id", "cold", "movie", 0.04, 0.20, 100, 9, 50)
+    + segment("W1", "attention_no_id", "cold", "tv", 0.06, 0.33, 30, 4, 20)
+    + segment("W1", "oracle_metadata", "cold", "movie", 0.08, 0.40, 90, 12, 50)
+    + segment("W1", "oracle_metadata", "cold", "tv", 0.12, 0.66, 25, 6, 20)
+    + segment("W1", "oracle_all", "cold", "movie", 0.10, 0.50, 80, 14, 50)
+    + segment("W1", "oracle_all", "cold", "tv", 0.15, 0.75, 20, 7, 20)
+)
+
+
+def test_table2_shows_the_oracle_rows_after_the_models_and_shares_of_the_metadata_ceiling():
+    markdown = table2_markdown(ORACLE_FRAME)
+    table, share = _tables(markdown)
+    table.pop("Model")
+    assert list(table)[-2:] == ["oracle (metadata)", "oracle (all factors)"]
+    # The lift vs random is computed as for every model row.
+    assert table["Att (w/o ID)"][0] == "4.00% (+100.00%)"
+    assert table["oracle (metadata)"][0] == "8.00% (+300.00%)"
+    assert "Share of oracle (metadata) P@6" in markdown
+    assert share.pop("Model") == ["P@6 Movie", "P@6 TV", "R@6 Movie", "R@6 TV"]
+    assert share["Random"] == ["25%", "42%", "25%", "45%"]
+    assert share["Att (w/o ID)"] == ["50%", "50%", "50%", "50%"]
+    assert share["oracle (metadata)"] == ["100%"] * 4
+    assert share["oracle (all factors)"] == ["125%", "125%", "125%", "114%"]
+    assert "Synopsis" not in share  # a listed variant that did not run has no share row
+
+
+def test_without_oracle_rows_table2_has_neither_oracle_rows_nor_shares():
+    frame = ORACLE_FRAME[~ORACLE_FRAME["variant"].str.startswith("oracle")]
+    markdown = table2_markdown(frame)
+    assert "oracle" not in markdown and len(_tables(markdown)) == 1
+    # Table 1 never shows the oracles: they are evaluated on cold-start titles only.
+    assert "oracle" not in table1_markdown(ORACLE_FRAME)
