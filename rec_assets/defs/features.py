@@ -27,11 +27,18 @@ from pydantic import Field
 
 from rec_assets.artifacts import ArtifactRef, write_artifact
 from rec_assets.defs.partitions import SCORING_WEEKS
-from rec_assets.defs.resources import ArtifactsResource, WarehouseResource
+from rec_assets.defs.resources import ArtifactsResource, WarehouseResource, env_or_default
 from rec_assets.defs.split import SQL_DIR
 from rec_assets.features.categorical import TAG, CategoricalConfig, describe, encode, fit_vocabulary
-from rec_assets.features.cover_art import CoverArtConfig, embed_cover_art
-from rec_assets.features.synopsis import SynopsisConfig, embed_synopses
+from rec_assets.features.cover_art import EMBEDDING_DIMS, CoverArtConfig, embed_cover_art, resolve_encoder
+from rec_assets.features.synopsis import (
+    DEFAULT_SYNOPSIS_ENCODER,
+    GLOVE50,
+    MINILM,
+    SYNOPSIS_ENCODERS,
+    SynopsisConfig,
+    embed_synopses,
+)
 from rec_assets.sqlmodels.runner import ANALYSES_DIR, discover_queries, query
 
 FEATURES_GROUP = "features"
@@ -44,14 +51,28 @@ class FeaturesResource(ConfigurableResource):
     top_n_people: int = Field(default=2000, description="Top actors and directors kept (each).")
     top_n_tags: int = Field(default=500, description="Top tags kept (by the number of titles carrying them).")
     popularity_bins: int = Field(default=10, description="Uniform bins of the log popularity shares.")
+    synopsis_encoder: str = Field(
+        default=DEFAULT_SYNOPSIS_ENCODER,
+        description=f"REC_SYNOPSIS_ENCODER, one of {', '.join(SYNOPSIS_ENCODERS)}: GloVe 6B 50d (default) or "
+                    "catalogue-trained word2vec, TF-IDF-weighted; or the all-MiniLM-L6-v2 sentence encoder (384 "
+                    "floats).",
+    )
     synopsis_vector_size: int = Field(default=100, description="word2vec dimensions.")
     synopsis_epochs: int = Field(default=10, description="word2vec epochs.")
     synopsis_min_count: int = Field(default=2, description="word2vec minimum word count.")
     synopsis_pretrained_path: str = Field(default="", description="REC_WORD_VECTORS: pretrained vectors instead.")
     synopsis_pretrained_format: str = Field(default="word2vec_text", description="word2vec_text, word2vec_binary or glove.")
-    cover_art_weights: str = Field(default="auto", description="REC_COVER_WEIGHTS: auto, imagenet, random or a path.")
+    cover_art_encoder: str = Field(
+        default="",
+        description="REC_COVER_ENCODER: efficientnet_lite0 (ImageNet, packaged; the default), resnet34 (ImageNet from "
+                    "the torch cache), efficientnet_lite0-random or resnet34-random. Empty: efficientnet_lite0, or "
+                    "ResNet-34 when REC_COVER_WEIGHTS names imagenet, random or a state-dict file.",
+    )
+    cover_art_weights: str = Field(
+        default="auto", description="REC_COVER_WEIGHTS: auto (the encoder's own), imagenet, random or a state dict."
+    )
     cover_art_resolution: int = Field(
-        default=0, description="REC_COVER_RESOLUTION: crop size; 0 = the weights' own (224 for ImageNet, 128 for random)."
+        default=0, description="REC_COVER_RESOLUTION: crop size; 0 = 224 for trained weights, 128 for random ones."
     )
     cover_art_batch_size: int = Field(default=32)
     cover_art_workers: int = Field(default=1, description="Image decoding processes beside the network.")
@@ -66,6 +87,7 @@ class FeaturesResource(ConfigurableResource):
 
     def synopsis(self) -> SynopsisConfig:
         return SynopsisConfig(
+            encoder=self.synopsis_encoder,
             vector_size=self.synopsis_vector_size,
             epochs=self.synopsis_epochs,
             min_count=self.synopsis_min_count,
@@ -76,12 +98,37 @@ class FeaturesResource(ConfigurableResource):
 
     def cover_art(self) -> CoverArtConfig:
         return CoverArtConfig(
+            encoder=self.cover_art_encoder or None,
             weights=self.cover_art_weights,
             resolution=self.cover_art_resolution or None,
             seed=self.seed,
             batch_size=self.cover_art_batch_size,
             num_workers=self.cover_art_workers,
         )
+
+    def cover_art_width(self) -> int:
+        """The embedding width the configured cover-art encoder gives (1280 EfficientNet-Lite0, 512 ResNet-34)."""
+        config = self.cover_art()
+        return EMBEDDING_DIMS[resolve_encoder(config.encoder, config.weights)[0]]
+
+    def synopsis_width(self) -> int | None:
+        """The configured synopsis width; None when a vectors file (REC_WORD_VECTORS) decides it."""
+        if self.synopsis_encoder == MINILM:
+            return 384
+        if self.synopsis_pretrained_path:
+            return None
+        return 50 if self.synopsis_encoder == GLOVE50 else self.synopsis_vector_size
+
+
+def features_resource() -> FeaturesResource:
+    """The feature settings with their environment variables bound (``EnvVar`` where set)."""
+    return FeaturesResource(
+        synopsis_encoder=env_or_default("REC_SYNOPSIS_ENCODER", DEFAULT_SYNOPSIS_ENCODER),
+        synopsis_pretrained_path=env_or_default("REC_WORD_VECTORS", ""),
+        cover_art_encoder=env_or_default("REC_COVER_ENCODER", ""),
+        cover_art_weights=env_or_default("REC_COVER_WEIGHTS", "auto"),
+        cover_art_resolution=env_or_default("REC_COVER_RESOLUTION", 0),
+    )
 
 
 def load_week_catalogue(warehouse_db: WarehouseResource, week: str) -> pd.DataFrame:
@@ -179,7 +226,8 @@ FEATURE_DEPS = ["week_titles", "raw_titles"]
 
 def embedding_outputs(kind: str, week: str, titles, result, seconds: float, artifacts: ArtifactsResource,
                       width: int, max_missing_share: float, meta: dict, metadata: dict, frames: dict | None = None):
-    """Write an embedding artifact (title ids, vectors, missing flags) and yield its output and checks."""
+    """Write an embedding artifact (title ids, vectors, missing flags; ``meta`` holds its ``encoder``) and yield
+    its output and checks."""
     path = artifacts.path("features", kind, week)
     content_hash = write_artifact(
         path,
@@ -187,8 +235,9 @@ def embedding_outputs(kind: str, week: str, titles, result, seconds: float, arti
         frames=frames,
         meta={"scoring_week": week, **meta},
     )
+    details = {"width": int(result.embeddings.shape[1]), "encoder": meta.get("encoder")}
     yield Output(
-        ArtifactRef(str(path), content_hash, kind, week, {"width": int(result.embeddings.shape[1])}),
+        ArtifactRef(str(path), content_hash, kind, week, details),
         data_version=DataVersion(content_hash[:24]),
         metadata={
             "path": str(path),
@@ -201,6 +250,16 @@ def embedding_outputs(kind: str, week: str, titles, result, seconds: float, arti
     )
     yield from feature_checks(kind, titles, result.title_ids, result.embeddings, result.missing, width,
                               max_missing_share)
+
+
+def encoder_metadata(encoder: str, weights_sha256: str | None, input_size: str, items_per_second) -> dict:
+    """The four facts every embedding asset records about the encoder that made its vectors."""
+    return {
+        "encoder": encoder,
+        "weights_sha256": weights_sha256 or "none (random or trained here)",
+        "input_size": input_size,
+        "items_per_second": MetadataValue.float(float(items_per_second)) if items_per_second else MetadataValue.null(),
+    }
 
 
 @asset(
@@ -272,10 +331,11 @@ def title_categorical_features(
     kinds={"python", "gensim"},
     partitions_def=SCORING_WEEKS,
     deps=FEATURE_DEPS,
-    code_version="synopsis-v2",
+    code_version="synopsis-v3",
     check_specs=_check_specs("synopsis", "title_synopsis_embeddings"),
-    description="TF-IDF-weighted sums of word2vec vectors of each title's synopsis (zero vector and a flag when "
-                "there is no synopsis or no known word).",
+    description="Each title's synopsis as the TF-IDF-weighted sum of its words' GloVe 6B 50d vectors (default; or "
+                "catalogue-trained word2vec), or an all-MiniLM-L6-v2 sentence vector; a zero vector and a flag when "
+                "there is no synopsis or no known word. The metadata names the encoder and counts unknown words.",
 )
 def title_synopsis_embeddings(
     context: AssetExecutionContext,
@@ -289,13 +349,22 @@ def title_synopsis_embeddings(
     result = embed_synopses(titles, features.synopsis())
     seconds = time.perf_counter() - started
     context.log.info(f"synopsis embeddings of {len(titles)} titles in {seconds:.1f} s; vectors: {result.vectors_used}")
-    width = features.synopsis_vector_size if not features.synopsis_pretrained_path else result.embeddings.shape[1]
+    stats = result.stats
+    width = features.synopsis_width() or result.embeddings.shape[1]
+    oov = {key: stats[key] for key in ("n_tokens", "n_oov_tokens", "oov_token_rate", "n_words", "n_oov_words",
+                                       "oov_word_share", "n_no_known_word") if key in stats}
     yield from embedding_outputs(
         "synopsis", week, titles, result, seconds, artifacts, width, features.max_missing_share,
-        meta=result.stats,
+        meta={**stats, "encoder": result.encoder, "weights_sha256": result.weights_sha256},
         metadata={
+            **encoder_metadata(result.encoder, result.weights_sha256, f"{result.embeddings.shape[1]} floats",
+                               stats.get("items_per_second")),
             "vectors_used": result.vectors_used,
-            "stats": MetadataValue.json({k: v for k, v in result.stats.items() if isinstance(v, (int, float, str))}),
+            "oov_token_share": MetadataValue.float(float(stats.get("oov_token_rate", 0.0))),
+            "synopses_without_known_word": int(stats.get("n_no_known_word", 0)),
+            "oov": MetadataValue.json(oov),
+            "oov_top_words": MetadataValue.json(list(stats.get("oov_top_words", []))),
+            "stats": MetadataValue.json({k: v for k, v in stats.items() if isinstance(v, (int, float, str))}),
         },
     )
 
@@ -305,10 +374,11 @@ def title_synopsis_embeddings(
     kinds={"python", "pytorch"},
     partitions_def=SCORING_WEEKS,
     deps=FEATURE_DEPS,
-    code_version="cover-art-v2",
+    code_version="cover-art-v3",
     check_specs=_check_specs("cover_art", "title_cover_art_embeddings"),
-    description="ResNet-34 activations before the last layer (512 floats) of each title's cover art, cached by "
-                "image content; a missing or corrupt image gives a zero vector and a flag.",
+    description="Each title's cover art as an ImageNet CNN's activations before its classifier: EfficientNet-Lite0 "
+                "(1280 floats, default) or ResNet-34 (512); cached by image content and encoder; a missing or corrupt "
+                "image gives a zero vector and a flag. The metadata names the encoder and its weights' sha256.",
 )
 def title_cover_art_embeddings(
     context: AssetExecutionContext,
@@ -326,19 +396,25 @@ def title_cover_art_embeddings(
     result = embed_cover_art(titles, features.cover_art(), cache_dir=artifacts.path("cache", "cover_art"),
                              progress=progress)
     seconds = time.perf_counter() - started
-    if not result.weights_used.startswith("imagenet"):
-        context.log.warning(f"cover-art embeddings come from {result.weights_used}, not ImageNet weights")
+    if result.encoder.endswith("-random"):
+        context.log.warning(f"cover-art embeddings come from {result.encoder} ({result.weights_used}): random "
+                            "weights, no visual semantics")
     context.log.info(f"cover art of {len(titles)} titles in {seconds:.1f} s: {result.n_computed} computed, "
-                     f"{result.n_cached} from the cache; weights {result.weights_used}")
+                     f"{result.n_cached} from the cache; encoder {result.encoder}, weights {result.weights_used}")
     resolution = int(result.stats.get("resolution", 0))
     failures = result.failures.head(20)
     yield from embedding_outputs(
-        "cover_art", week, titles, result, seconds, artifacts, 512, features.max_missing_share,
-        meta={"weights_used": result.weights_used, "resolution": resolution},
+        "cover_art", week, titles, result, seconds, artifacts, features.cover_art_width(), features.max_missing_share,
+        meta={"encoder": result.encoder, "weights_used": result.weights_used, "weights_sha256": result.weights_sha256,
+              "resolution": resolution, "cache_tag": result.cache_tag,
+              "images_per_second": result.stats.get("images_per_second")},
         frames={"failures": result.failures.astype({"image": "string"})},
         metadata={
+            **encoder_metadata(result.encoder, result.weights_sha256, f"{resolution} px",
+                               result.stats.get("images_per_second")),
             "weights_used": result.weights_used,
             "resolution": resolution,
+            "cache_tag": result.cache_tag,
             "images_computed": result.n_computed,
             "images_from_cache": result.n_cached,
             "missing_images": MetadataValue.md(failures.to_markdown(index=False) if not failures.empty else "none"),

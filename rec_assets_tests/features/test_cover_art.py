@@ -1,4 +1,7 @@
-"""Cover-art embeddings: width, determinism, failures that never raise, the content-hash cache, weights choice."""
+"""Cover-art embeddings: width, determinism, failures that never raise, the content-hash cache, weights choice.
+
+The encoders' own tests (packaged EfficientNet-Lite0, the ImageNet check on real posters) are in test_encoders.py.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
+from rec_assets.features import cover_art
 from rec_assets.features.cover_art import (
-    EMBEDDING_DIM,
+    EMBEDDING_DIMS,
     REASON_NO_IMAGE,
     REASON_NOT_FOUND,
     REASON_UNDECODABLE,
@@ -23,7 +27,9 @@ from rec_assets.features.cover_art import (
 )
 
 # Small batches and no worker processes keep these tests to seconds; one test runs a worker to cover that path.
+# REC_COVER_WEIGHTS=random without an encoder: random ResNet-34, as before encoders could be chosen.
 RANDOM = CoverArtConfig(weights="random", seed=0, batch_size=2, num_workers=0)
+EMBEDDING_DIM = EMBEDDING_DIMS["resnet34"]  # 512
 
 
 def write_jpeg(path: Path, seed: int, size: tuple[int, int] = (48, 64)) -> Path:
@@ -54,7 +60,7 @@ def test_width_512_and_identical_across_runs(jpegs):
     assert not first.missing.any() and first.failures.empty
     assert np.abs(first.embeddings).sum(axis=1).min() > 0
     np.testing.assert_array_equal(first.embeddings, second.embeddings)
-    assert first.weights_used == "random(seed=0)"
+    assert first.weights_used == "random(seed=0)" and first.encoder == "resnet34-random"
     assert first.n_computed == 3 and first.n_cached == 0
     assert not np.allclose(first.embeddings[0], first.embeddings[1])
 
@@ -122,9 +128,12 @@ def test_weights_choice_is_explicit(tmp_path, monkeypatch, caplog, jpegs, backbo
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # an empty hub cache
     with pytest.raises(FileNotFoundError, match="not in the torch hub cache"):
         load_backbone("imagenet")
+    # "auto" is the packaged, pretrained EfficientNet-Lite0 (test_encoders.py); without it installed, and without
+    # ResNet-34 ImageNet weights, random ResNet-34 weights, said in a warning and in the label.
+    monkeypatch.setattr(cover_art, "efficientnet_available", lambda: False)
     with caplog.at_level(logging.WARNING, logger="rec_assets.features.cover_art"):
         fallback = load_backbone("auto", seed=0)
-    assert fallback.weights_used == "random(seed=0)"
+    assert fallback.weights_used == "random(seed=0)" and fallback.encoder == "resnet34-random"
     assert "RANDOM weights" in caplog.text
 
     # A state dict on disk, here with a classifier head of another width, which is ignored.

@@ -24,7 +24,7 @@ from rec_assets.features.synopsis import (
 from rec_assets.features.text import tokenize
 
 CORPUS = ["The cat sat on the mat.", "The dog chased the cat!", "A bird flew over the dog"]
-SMALL = SynopsisConfig(vector_size=8, window=2, min_count=1, epochs=5, seed=3, l2_normalize=False)
+SMALL = SynopsisConfig(encoder="word2vec", vector_size=8, window=2, min_count=1, epochs=5, seed=3, l2_normalize=False)
 
 
 def titles_with(synopses: list[str | None]) -> pd.DataFrame:
@@ -76,7 +76,7 @@ def test_l2_normalised_is_the_same_direction():
 
 def test_missing_synopses_give_zero_vectors_and_flags():
     synopses = ["the cat sat", "the cat ran", None, "", "?!", "zebra"]  # "zebra" is below min_count=2
-    config = SynopsisConfig(vector_size=8, min_count=2, epochs=2, seed=0)
+    config = SynopsisConfig(encoder="word2vec", vector_size=8, min_count=2, epochs=2, seed=0)
     result = embed_synopses(titles_with(synopses), config)
     assert result.missing.tolist() == [False, False, True, True, True, True]
     assert result.reasons == [None, None, REASON_NO_SYNOPSIS, REASON_EMPTY, REASON_EMPTY, REASON_NO_KNOWN_WORD]
@@ -89,7 +89,7 @@ def test_missing_synopses_give_zero_vectors_and_flags():
 
 
 def test_no_synopsis_at_all():
-    result = embed_synopses(titles_with([None, ""]), SynopsisConfig(vector_size=4))
+    result = embed_synopses(titles_with([None, ""]), SynopsisConfig(encoder="word2vec", vector_size=4))
     assert result.embeddings.shape == (2, 4) and result.missing.all() and not result.embeddings.any()
 
 
@@ -130,7 +130,7 @@ def test_training_is_independent_of_python_hash_seed(tmp_path):
         "from rec_assets.features.synopsis import SynopsisConfig, embed_synopses;"
         "t = pd.DataFrame({'title_id': range(4), 'synopsis': ['a tale of two cities', 'two cities at war',"
         " 'a war of words', 'words and cities']});"
-        "e = embed_synopses(t, SynopsisConfig(vector_size=16, min_count=1, epochs=3)).embeddings;"
+        "e = embed_synopses(t, SynopsisConfig(encoder='word2vec', vector_size=16, min_count=1, epochs=3)).embeddings;"
         "print(hashlib.sha256(e.tobytes()).hexdigest())"
     )
     digests = set()
