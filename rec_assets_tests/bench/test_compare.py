@@ -10,7 +10,9 @@ import duckdb
 import pytest
 from dagster import AssetKey, AssetMaterialization, DagsterInstance
 
-from rec_assets.bench.compare import PLATFORM_TRAINING, _checkpoints, main, recorded_training
+from rec_assets.bench.compare import (
+    PLATFORM_TRAINING, RECORD_KEYS, _checkpoints, main, recorded_training, write_cold_start,
+)
 from rec_assets.definitions import defs
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.towers import TrainingResource
@@ -28,8 +30,10 @@ def compared(materialised, rec_home, tmp_path_factory):
     assert all(result.success for result in materialised)
     out = tmp_path_factory.mktemp("compare")
     assert main(["--rec-home", str(rec_home), "--weeks", WEEK, "--grid", "small", "--threads", "1",
-                 "--holdout-two-tower", "attention_no_id", "--out", str(out)]) == 0
-    return json.loads((out / "compare.json").read_text()), (out / "compare.md").read_text()
+                 "--holdout-two-tower", "attention_no_id", "--seeds", "2", "--resamples", "500",
+                 "--out", str(out)]) == 0
+    return (json.loads((out / "compare.json").read_text()), (out / "compare.md").read_text(),
+            json.loads((out / "cold_start.json").read_text()))
 
 
 def _rows(results, **where):
@@ -109,3 +113,104 @@ def test_training_seconds_come_from_the_run_that_wrote_that_very_checkpoint(mate
     assert set(recorded) == {"categorical", "synopsis"}
     _, seconds, _ = _checkpoints(artifacts, WEEK, recorded)
     assert seconds == {"categorical": 12.5}  # synopsis's record names another file: no time reported for it
+
+
+OPTIONAL_KEYS = {"n_pairs", "seeds", "mean", "std"}
+
+
+def test_cold_start_json_holds_every_protocol_and_system_with_exactly_the_record_keys(compared):
+    records = compared[2]
+    assert records and all(set(RECORD_KEYS) <= set(r) <= set(RECORD_KEYS) | OPTIONAL_KEYS for r in records)
+    assert {r["dataset"] for r in records} == {"simulator"}
+    assert {r["protocol"] for r in records} == {"weekly_warm", "weekly_cold", "weekly_holdout", "lightfm_holdout"}
+    assert {r["category"] for r in records} <= {"movie", "tv", "all"}
+    assert {r["metric"] for r in records} == {"p@6", "r@6", "r@20", "auc"}
+    assert len({r["encoders"] for r in records}) == 1 and "+" in records[0]["encoders"]
+    systems = {r["system"] for r in records if r["protocol"] == "weekly_warm"}
+    assert systems >= {*VARIANTS, "lightfm", "popularity", "random"}
+    lightfm = [r for r in records if r["protocol"] == "lightfm_holdout"]
+    assert {r["system"] for r in lightfm} == {"attention_no_id", "lightfm", "popularity", "random"}
+    assert {r["metric"] for r in lightfm} == {"auc", "p@6", "r@6", "r@20"}
+    for r in records:
+        if r["system"] == "popularity" and r["protocol"] in ("weekly_holdout", "lightfm_holdout"):
+            assert r["value"] is None and r["n_users"] > 0  # n/a: a held-out title has no popularity
+        elif r["value"] is not None and r["ci_low"] is not None:
+            assert r["ci_low"] - 1e-12 <= r["value"] <= r["ci_high"] + 1e-12, r
+            assert r["n_users"] > 0
+    for r in lightfm:
+        if r["value"] is not None:
+            assert r["seeds"] == [0, 1] and r["std"] is not None
+
+
+def test_pooled_values_of_one_week_are_the_weekly_metrics(compared):
+    results, records = compared[0]["results"], compared[2]
+    for r in records:
+        if r["protocol"] != "weekly_warm" or r["value"] is None:
+            continue
+        metric = {"p@6": "precision", "r@6": "recall"}[r["metric"]]
+        [row] = _rows(results, system=r["system"], protocol="standard", candidate_set="warm", category=r["category"],
+                      metric=metric)
+        assert r["value"] == pytest.approx(row["value"], abs=1e-12)
+        assert r["n_users"] == row["evaluated_users"] == r["n_pairs"]
+
+
+def test_comparisons_are_paired_with_a_verdict(compared):
+    compared_rows = compared[0]["comparisons"]
+    assert compared_rows and "## Comparisons" in compared[1] and "lightfm_holdout, all" in compared[1]
+    for c in compared_rows:
+        assert c["opponent"] in ("lightfm", "popularity", "random")
+        assert c["verdict"] in {"not separable", "n/a", f"{c['variant']} beats {c['opponent']}",
+                                f"{c['opponent']} beats {c['variant']}"}
+    holdout = [c for c in compared_rows if c["protocol"] == "weekly_holdout" and c["opponent"] == "popularity"]
+    assert holdout and all(c["verdict"] == "n/a" for c in holdout)
+
+
+def test_cold_start_writer_replaces_only_its_own_dataset(tmp_path):
+    path = tmp_path / "cold_start.json"
+    record = dict(zip(RECORD_KEYS, ["simulator", "weekly_cold", "random", "unknown", "movie", "p@6", 0.1, 0.05,
+                                    0.15, 10]))
+    write_cold_start(path, "simulator", [record])
+    write_cold_start(path, "movielens-100k", [{**record, "dataset": "movielens-100k", "value": 0.2}])
+    write_cold_start(path, "simulator", [{**record, "value": 0.3}])
+    written = json.loads(path.read_text())
+    assert sorted((r["dataset"], r["value"]) for r in written) == [("movielens-100k", 0.2), ("simulator", 0.3)]
+
+
+def test_systems_other_assets_stored_flow_through_as_pooled_rows_without_interval():
+    import pandas as pd
+
+    from rec_assets.bench.compare import _stored_rows, cold_start_records, per_user_long
+
+    with duckdb.connect(":memory:") as conn:
+        conn.execute("CREATE TABLE evaluation_metrics (scoring_week VARCHAR, variant VARCHAR, candidate_set VARCHAR,"
+                     " category VARCHAR, metric VARCHAR, value DOUBLE, evaluated_users BIGINT)")
+        conn.execute("INSERT INTO evaluation_metrics VALUES ('w1', 'oracle_metadata', 'cold', 'movie', 'precision',"
+                     " 0.5, 10), ('w1', 'random', 'cold', 'movie', 'precision', 0.1, 10)")
+        rows = _stored_rows(conn, "w1", {"random"})
+    assert rows["system"].tolist() == ["oracle_metadata"] and rows["protocol"].tolist() == ["standard"]
+    week2 = rows.assign(value=0.2, evaluated_users=30)
+    results = pd.concat([rows.assign(scoring_week="w1"), week2.assign(scoring_week="w2")], ignore_index=True)
+    weekly = pd.DataFrame({"system": "random", "protocol": "standard", "candidate_set": "cold", "category": "movie",
+                           "user_id": range(40), "n_truth": 1, "p@6": 0.1, "r@6": 0.5, "scoring_week": "w1"})
+    records = cold_start_records(per_user_long(weekly, None, 6), results, None, dataset="simulator",
+                                 encoders="unknown", k=6)
+    [oracle] = [r for r in records if r["system"] == "oracle_metadata"]
+    assert oracle["protocol"] == "weekly_cold" and oracle["metric"] == "p@6"
+    assert oracle["value"] == pytest.approx((0.5 * 10 + 0.2 * 30) / 40)  # pooled over the weeks' pairs
+    assert oracle["ci_low"] is None and oracle["n_pairs"] == 40 and oracle["n_users"] == 40
+
+
+def test_oracle_rows_get_per_user_intervals_and_equal_the_stored_ones(compared):
+    results, records = compared[0]["results"], compared[2]
+    with duckdb.connect(str(defs.resources["warehouse_db"].path()), read_only=True) as conn:
+        stored = conn.execute("SELECT variant, candidate_set, category, metric, value FROM evaluation_metrics"
+                              " WHERE scoring_week = $w AND variant LIKE 'oracle%'", {"w": WEEK}).fetchall()
+    assert stored
+    for variant, cset, category, metric, value in stored:
+        [row] = _rows(results, system=variant, protocol="standard", candidate_set=cset, category=category,
+                      metric=metric)
+        assert (row["value"] is None) if value is None or math.isnan(value) else \
+            row["value"] == pytest.approx(value, abs=1e-9)
+    oracle = [r for r in records if r["system"] in ("oracle_metadata", "oracle_all")]
+    assert {r["protocol"] for r in oracle} == {"weekly_cold"}
+    assert all(r["ci_low"] is not None for r in oracle if r["value"] is not None and r["n_users"] > 1)
