@@ -305,7 +305,8 @@ def embed_sentences(synopses: list[str | None], config: SynopsisConfig) -> tuple
     encoder = load_minilm("cpu")
     token_lists = [tokenize(s) if isinstance(s, str) else [] for s in synopses]
     rows = [i for i, tokens in enumerate(token_lists) if tokens]
-    width = int(encoder.get_sentence_embedding_dimension())
+    dimension = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
+    width = int(dimension())
     embeddings = np.zeros((len(synopses), width), dtype=np.float32)
     if rows:
         embeddings[rows] = encoder.encode([synopses[i] for i in rows], batch_size=config.sentence_batch_size,

@@ -1,4 +1,5 @@
-"""The categorical feature asset on the hand-made week: tags reach each phase only from its own history.
+"""The feature assets on the hand-made week: tags reach each phase only from its own history; the embedding assets
+record their encoder (name, weights sha256, input size, throughput) in their metadata and artifact.
 
 Windows of W = 2025-03-03 (see ``rec_assets_tests/split/test_split_models.py``):
     X  = [01-27, 02-24)   Y  = [02-24, 03-03)   X' = [02-03, 03-03)   Y' = [03-03, 03-10)
@@ -16,13 +17,18 @@ from dagster import materialize
 from rec_assets import warehouse
 from rec_assets.defs.features import (
     FeaturesResource,
+    features_resource,
     load_popularity,
     load_week_catalogue,
     load_week_tags,
     title_categorical_features,
+    title_cover_art_embeddings,
+    title_synopsis_embeddings,
 )
 from rec_assets.defs.resources import ArtifactsResource, WarehouseResource
 from rec_assets.features.categorical import encode, fit_vocabulary
+from rec_assets.features.encoders import encoders_label, week_encoders_label
+from rec_assets_tests.features.test_cover_art import write_jpeg
 from rec_assets.sources.validation import tags_frame
 from rec_assets_tests.split.test_split_models import materialize_week
 from rec_assets_tests.storage.test_parquet_store import events_frame, titles_frame
@@ -44,10 +50,10 @@ TAGS = [  # title, tag, applied at         when                                 
 ]
 
 
-def build_warehouse(path, tags: list[tuple]) -> WarehouseResource:
+def build_warehouse(path, tags: list[tuple], titles: pd.DataFrame | None = None) -> WarehouseResource:
     """The hand-made titles and events, the week's split, and ``tags`` as the tag snapshot, in a DuckDB file."""
     with duckdb.connect(str(path)) as conn:
-        warehouse.replace_titles(conn, titles_frame())
+        warehouse.replace_titles(conn, titles_frame() if titles is None else titles)
         warehouse.replace_events(conn, events_frame(), None, None)
         materialize_week(conn)
         ids, names, stamps = zip(*tags) if tags else ((), (), ())
@@ -137,3 +143,81 @@ def test_without_tags_the_vectors_are_those_of_the_catalogue_alone(tmp_path):
         np.testing.assert_array_equal(artifact.array(f"{phase}_indices"), expected.indices)
     assert metadata["titles_with_tags"].value == {"train": 0, "score": 0}
     assert metadata["tag_vocabulary_size"].value == 0
+
+
+SYNOPSES = {1: "A detective hunts a killer through the city.", 2: "The queen and her knights defend the castle.",
+            3: "zxqvw blorptang", 4: None, 6: "A young wizard learns magic at school."}
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    """The synopsis and cover-art assets of the week on titles with synopses and covers (title 4 has neither)."""
+    tmp_path = tmp_path_factory.mktemp("embedded")
+    titles = titles_frame()
+    titles["synopsis"] = [SYNOPSES.get(t) for t in titles["title_id"]]
+    titles["image"] = [None if t == 4 else str(write_jpeg(tmp_path / f"{t}.jpg", seed=t, size=(160, 240)))
+                       for t in titles["title_id"]]
+    warehouse_db = build_warehouse(tmp_path / "w.duckdb", [], titles)
+    artifacts = ArtifactsResource(root=str(tmp_path / "artifacts"))
+    result = materialize(
+        [title_synopsis_embeddings, title_cover_art_embeddings],
+        resources={"warehouse_db": warehouse_db, "artifacts": artifacts,
+                   "features": FeaturesResource(cover_art_workers=0)},
+        partition_key=WEEK,
+    )
+    assert result.success
+    return result, artifacts
+
+
+def _metadata(result, node: str) -> dict:
+    return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
+
+
+def test_cover_art_asset_records_its_encoder(embedded):
+    result, _ = embedded
+    metadata = _metadata(result, "title_cover_art_embeddings")
+    assert metadata["encoder"] == "efficientnet_lite0" and len(metadata["weights_sha256"]) == 64
+    assert metadata["input_size"] == "224 px" and metadata["items_per_second"] > 0
+    assert metadata["cache_tag"].startswith("efficientnet_lite0-") and metadata["missing"] == 1
+    ref = result.output_for_node("title_cover_art_embeddings")
+    assert ref.details == {"width": 1280, "encoder": "efficientnet_lite0"}
+    artifact = ref.open()
+    assert artifact.array("embeddings").shape == (5, 1280)
+    assert artifact.meta()["encoder"] == "efficientnet_lite0"
+    assert artifact.meta()["weights_sha256"] == metadata["weights_sha256"]
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["cover_art_width_as_configured"] and checks["synopsis_width_as_configured"]
+
+
+def test_synopsis_asset_records_its_encoder_and_unknown_words(embedded):
+    result, _ = embedded
+    metadata = _metadata(result, "title_synopsis_embeddings")
+    assert metadata["encoder"] == "glove50" and len(metadata["weights_sha256"]) == 64
+    assert metadata["input_size"] == "50 floats" and metadata["items_per_second"] > 0
+    assert metadata["synopses_without_known_word"] == 1  # title 3's made-up words
+    assert metadata["oov"]["n_oov_tokens"] == 2 and metadata["oov_token_share"] > 0
+    assert set(metadata["oov_top_words"]) == {"zxqvw", "blorptang"}
+    ref = result.output_for_node("title_synopsis_embeddings")
+    assert ref.details == {"width": 50, "encoder": "glove50"} and ref.open().meta()["encoder"] == "glove50"
+
+
+def test_the_weeks_encoder_label_reads_the_artifacts(embedded):
+    result, artifacts = embedded
+    cover, synopsis = (result.output_for_node(n) for n in ("title_cover_art_embeddings", "title_synopsis_embeddings"))
+    assert encoders_label(cover, synopsis) == "efficientnet_lite0+glove50"
+    assert week_encoders_label(artifacts.path(), WEEK) == "efficientnet_lite0+glove50"
+
+
+def test_encoder_settings_come_from_the_environment(monkeypatch):
+    defaults = features_resource()
+    assert (defaults.cover_art_encoder, defaults.synopsis_encoder, defaults.cover_art_weights) == ("", "glove50", "auto")
+    assert defaults.cover_art_width() == 1280 and defaults.synopsis_width() == 50
+    monkeypatch.setenv("REC_COVER_ENCODER", "resnet34-random")
+    monkeypatch.setenv("REC_SYNOPSIS_ENCODER", "minilm")
+    chosen = features_resource().process_config_and_initialize()
+    assert chosen.cover_art().encoder == "resnet34-random" and chosen.synopsis().encoder == "minilm"
+    assert chosen.cover_art_width() == 512 and chosen.synopsis_width() == 384
+    monkeypatch.delenv("REC_COVER_ENCODER")
+    monkeypatch.setenv("REC_COVER_WEIGHTS", "random")  # as before encoders: random ResNet-34
+    legacy = features_resource().process_config_and_initialize()
+    assert legacy.cover_art_width() == 512
