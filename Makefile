@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export REC_HOME ?= $(CURDIR)/.rec_home
 export DAGSTER_HOME ?= $(REC_HOME)/dagster_home
 
-.PHONY: run backfill test ui bench compare venv clean reset
+.PHONY: run backfill test ui bench compare venv clean reset chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,19 @@ run: $(STAMP)
 backfill: $(STAMP)
 	$(PY) -m rec_assets.cli backfill $(BACKFILL_ARGS)
 
-test: $(PEERS_STAMP)
+# The UI tests drive Debian's Chromium through Playwright (which cannot download its own browser offline):
+# installed here when missing and run as root on a Debian-like system, else stop with the command to run.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the UI tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "the UI tests need Chromium: sudo apt-get install -y chromium chromium-driver"; exit 1; \
+	  fi; }
+
+test: $(PEERS_STAMP) chromium
 	$(PY) -m pytest -q
 
 ui: $(STAMP)

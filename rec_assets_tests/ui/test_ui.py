@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -31,8 +32,10 @@ SHOTS = ARTIFACTS / "ui"
 MATERIALISE_TIMEOUT_S = 1200
 UI_TIMEOUT_MS = 60_000
 VIEWPORT = {"width": 1680, "height": 1050}
+GRAPH_HEIGHT = 4000
 
 ASSET_NAMES = sorted(key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys())
+GROUPS = sorted({node.group_name for node in defs.resolve_asset_graph().asset_nodes})
 
 
 @pytest.fixture(scope="module")
@@ -73,25 +76,17 @@ def page(ui_env):
             browser.close()
 
 
-def _expand_every_group_and_fit(page, nodes: int) -> None:
-    """Groups start collapsed: open each (its unfold button; the UI remembers it), then load the page again,
-    which fits the graph into view (the graph renders only the nodes in view: the page is made tall enough
-    for this tall graph to fit at a scale where nodes still carry their names)."""
-    for _ in range(20):
-        collapsed = page.locator("foreignObject [aria-label=unfold_more]")
-        if collapsed.count() == 0:
-            break
-        collapsed.first.click()
-        page.wait_for_timeout(800)
-    page.set_viewport_size({"width": 1680, "height": 2400})
-    page.reload()
+def _open_graph_with_every_group_expanded(page, nodes: int) -> None:
+    """Groups start collapsed; the page's `expanded` query parameter opens them all at once (clicking each unfold
+    button in turn misses the ones the growing graph pushed out of view). The graph renders only the nodes in
+    view, so the page is made tall enough for this tall graph (a column of ten tower checkpoints) to fit at a
+    scale where nodes still carry names. Every wait is on what the page shows, never a fixed pause."""
+    expanded = ",".join(f"global@global:{group}" for group in GROUPS)
+    page.set_viewport_size({"width": 1680, "height": GRAPH_HEIGHT})
+    page.goto(page.base_url + "/asset-groups?" + urlencode({"expanded": expanded}))
     page.wait_for_load_state("networkidle")
-    names = page.locator("foreignObject [class*=assetName]")
-    names.first.wait_for()
-    for _ in range(20):
-        if names.count() >= nodes:
-            break
-        page.wait_for_timeout(500)
+    page.wait_for_function("n => document.querySelectorAll('foreignObject [class*=assetName]').length >= n",
+                           arg=nodes)
 
 
 def _graph_node_names(page) -> list[str]:
@@ -112,8 +107,7 @@ def test_the_asset_graph_shows_every_asset(page):
     page.wait_for_load_state("networkidle")
     page.get_by_text("Global asset lineage").first.wait_for()
     page.screenshot(path=SHOTS / "01_asset_graph_groups.png")
-    _expand_every_group_and_fit(page, len(ASSET_NAMES))
-    page.wait_for_timeout(1000)
+    _open_graph_with_every_group_expanded(page, len(ASSET_NAMES))
     page.screenshot(path=SHOTS / "02_asset_graph_expanded.png")
     shown = _graph_node_names(page)
     page.set_viewport_size(VIEWPORT)
