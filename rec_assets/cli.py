@@ -302,8 +302,18 @@ def main(argv: list[str] | None = None) -> int:
     audit_parser.add_argument("--week", required=True, help="scoring week (Monday, YYYY-MM-DD)")
     audit_parser.add_argument("--user", required=True, type=int, help="user id")
     audit_parser.set_defaults(handler=audit)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of a failure")
     args = parser.parse_args(argv)
-    return args.handler(args)
+    if args.debug:
+        return args.handler(args)
+    try:
+        return args.handler(args)
+    except (ValueError, OSError) as error:
+        # Bad settings and bad input (IngestionError, SqlModelError and configuration checks are ValueErrors;
+        # a missing file or directory an OSError) end in one line a person can act on.
+        print(f"error: {error}\n(rerun with `python -m rec_assets.cli --debug {args.command} ...` for the traceback)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

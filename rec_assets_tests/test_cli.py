@@ -86,3 +86,15 @@ def test_a_week_too_sparse_to_evaluate_is_refused_and_a_backfill_skips_it_with_t
 
 def _has_table(home: Path, table: str) -> bool:
     return bool(stored(home, f"SELECT count(*) FROM information_schema.tables WHERE table_name = '{table}'")[0][0])
+
+
+def test_a_missing_data_directory_ends_in_one_line_saying_what_to_set_and_the_traceback_only_with_debug(tmp_path):
+    result = run_cli(tmp_path / "nowhere", tmp_path / "home", "run")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "Warning" not in line
+             and not line.startswith("  ")]
+    assert lines[0] == (f"error: source 'movielens': data directory {tmp_path / 'nowhere'} does not exist (set "
+                        f"REC_DATA_DIR to the folder holding the source's files; README, 'Data sources', lists them)")
+    assert "Traceback" not in result.stderr
+    debug = run_cli(tmp_path / "nowhere", tmp_path / "home", "--debug", "run")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr

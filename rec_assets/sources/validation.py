@@ -1164,8 +1164,9 @@ def directory_fingerprint(data_dir: Path) -> str:
 
 def require_directory(data_dir: Path | str | None, kind: str) -> Path:
     if data_dir is None:
-        raise IngestionError(f"source {kind!r} needs a data directory; none was given")
+        raise IngestionError(f"source {kind!r} needs a data directory; none was given (set REC_DATA_DIR)")
     path = Path(data_dir).expanduser().resolve()
     if not path.is_dir():
-        raise IngestionError(f"source {kind!r}: data directory {path} does not exist")
+        raise IngestionError(f"source {kind!r}: data directory {path} does not exist (set REC_DATA_DIR to the "
+                             f"folder holding the source's files; README, 'Data sources', lists them)")
     return path
