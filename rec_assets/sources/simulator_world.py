@@ -237,9 +237,10 @@ def _acquisition_days(config: SimulatorConfig, rng: np.random.Generator) -> tupl
         days.append(np.sort(7 * week + weekday))
     elif n_arrivals:
         days.append(np.zeros(n_arrivals, dtype=np.int64))
-    # The drop lands at once, on the Monday of its week.
-    days.append(np.full(config.drop_titles, 7 * config.drop_week_index, dtype=np.int64))
-    is_drop = np.concatenate([np.zeros(n_regular, dtype=bool), np.ones(config.drop_titles, dtype=bool)])
+    # The drop lands at once, at the start of its week's Monday: before that day's premieres in id order, so that an
+    # id-order tie-break (popularity on cold titles) does not single out the premieres, which novelty favours.
+    days.insert(0, np.full(config.drop_titles, 7 * config.drop_week_index, dtype=np.int64))
+    is_drop = np.concatenate([np.ones(config.drop_titles, dtype=bool), np.zeros(n_regular, dtype=bool)])
     order = np.argsort(np.concatenate(days), kind="stable")
     return np.concatenate(days)[order], is_drop[order]
 
