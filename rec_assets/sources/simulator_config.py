@@ -14,7 +14,7 @@ from datetime import date, timedelta
 
 # Bump when a change to the generator changes its output for an unchanged config: it is part of the config hash, so
 # cached directories written by an older generator are regenerated rather than silently reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)
