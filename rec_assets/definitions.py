@@ -31,11 +31,7 @@ def build_definitions() -> Definitions:
             "windows": windows_resource(),
             "warehouse_db": warehouse_resource(),
             "artifacts": ArtifactsResource(root=env_or_default("REC_ARTIFACTS", "")),
-            "features": features.FeaturesResource(
-                cover_art_weights=env_or_default("REC_COVER_WEIGHTS", "auto"),
-                cover_art_resolution=env_or_default("REC_COVER_RESOLUTION", 0),
-                synopsis_pretrained_path=env_or_default("REC_WORD_VECTORS", ""),
-            ),
+            "features": features.features_resource(),
             "training": towers.TrainingResource(
                 epochs=env_or_default("REC_EPOCHS", 6),
                 seed=env_or_default("REC_SEED", 0),

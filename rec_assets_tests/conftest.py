@@ -14,7 +14,8 @@ TEST_HOME = Path(tempfile.mkdtemp(prefix="rec_assets_tests_"))
 os.environ["REC_HOME"] = str(TEST_HOME)
 os.environ["REC_SIM_PRESET"] = "tiny"
 os.environ["DAGSTER_HOME"] = str(TEST_HOME / "dagster_home")
-for name in ("REC_DATA_SOURCE", "REC_DATA_DIR", "REC_DUCKDB", "REC_ARTIFACTS", "REC_FIRST_WEEK", "REC_TABLE_STORE"):
+for name in ("REC_DATA_SOURCE", "REC_DATA_DIR", "REC_DUCKDB", "REC_ARTIFACTS", "REC_FIRST_WEEK", "REC_TABLE_STORE",
+             "REC_COVER_ENCODER", "REC_COVER_WEIGHTS", "REC_COVER_RESOLUTION", "REC_SYNOPSIS_ENCODER", "REC_WORD_VECTORS"):
     os.environ.pop(name, None)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-100k"

@@ -187,13 +187,13 @@ def stage_cover_cold(args) -> dict:
     import pandas as pd
     import torch
 
-    from rec_assets.features.cover_art import embed_cover_art, load_backbone
+    from rec_assets.features.cover_art import backbone_for, embed_cover_art
 
     torch.set_num_threads(2)
     sample = _image_sample(args.sample)
     titles = pd.DataFrame({"title_id": [t for t, _ in sample], "image": [p for _, p in sample]})
     config = _cover_config()
-    backbone = load_backbone(config.weights, config.seed)
+    backbone = backbone_for(config)
     with tempfile.TemporaryDirectory() as cache:
         started = time.perf_counter()
         result = embed_cover_art(titles, config, cache_dir=cache, backbone=backbone)
@@ -211,12 +211,12 @@ def stage_cover_bound(args) -> dict:
 
     import torch
 
-    from rec_assets.features.cover_art import load_backbone
+    from rec_assets.features.cover_art import backbone_for
 
     torch.set_num_threads(2)
     n = min(args.sample, len(_image_sample(args.sample)))
     config = _cover_config()
-    backbone = load_backbone(config.weights, config.seed)
+    backbone = backbone_for(config)
     size, batch_size = _cover_resolution(config, backbone), config.batch_size
     generator = torch.Generator().manual_seed(0)
     batches = [torch.randn(min(batch_size, n - b * batch_size), 3, size, size, generator=generator)
@@ -243,7 +243,7 @@ def seed_cache(args) -> dict:
     """
     import hashlib
 
-    from rec_assets.features.cover_art import EMBEDDING_DIM, _cache_path, _write_cached, load_backbone
+    from rec_assets.features.cover_art import _cache_path, _write_cached, backbone_for
 
     defs, _ = _defs_and_instance()
     week = _latest_week()
@@ -254,8 +254,8 @@ def seed_cache(args) -> dict:
             " FROM raw_titles t JOIN week_titles w USING (title_id) LEFT JOIN fw USING (title_id)"
             " WHERE w.scoring_week = $w AND t.image IS NOT NULL", {"w": week}).fetchall()
     config = _cover_config()
-    root = _cover_cache_root(defs.resources["artifacts"].path("cache", "cover_art"), config,
-                             load_backbone(config.weights, config.seed))
+    backbone = backbone_for(config)
+    root = _cover_cache_root(defs.resources["artifacts"].path("cache", "cover_art"), config, backbone)
     seeded = already = new = 0
     for image, before in rows:
         if not before:
@@ -270,7 +270,7 @@ def seed_cache(args) -> dict:
             already += 1
             continue
         rng = np.random.default_rng(int(digest[:16], 16))
-        _write_cached(path, rng.standard_normal(EMBEDDING_DIM).astype(np.float32))
+        _write_cached(path, rng.standard_normal(backbone.dim).astype(np.float32))
         seeded += 1
     # The week's new images must be computed: drop any entry an earlier bench run left for them.
     dropped = 0
