@@ -622,17 +622,23 @@ def materialised_weeks(artifacts: Path) -> list[str]:
     return sorted(set.intersection(*sets)) if sets else []
 
 
-def _week_inputs(conn, artifacts: Path, week: str, lengths):
+def _feature_refs(artifacts: Path, week: str) -> dict:
+    """kind -> the ``ArtifactRef`` of the week's feature asset (as the asset handed it on)."""
     import pickle
-
-    from rec_assets.datasets import ANALYSES, load_week
-    from rec_assets.split.windows import week_windows
-    from rec_assets.sqlmodels.runner import query
 
     refs = {}
     for key, asset in FEATURE_ASSETS.items():
         with open(artifacts / "refs" / asset / week, "rb") as handle:
             refs[key] = pickle.load(handle)
+    return refs
+
+
+def _week_inputs(conn, artifacts: Path, week: str, lengths):
+    from rec_assets.datasets import ANALYSES, load_week
+    from rec_assets.split.windows import week_windows
+    from rec_assets.sqlmodels.runner import query
+
+    refs = _feature_refs(artifacts, week)
     start = datetime.fromisoformat(week).replace(tzinfo=timezone.utc)
     windows = week_windows(start, start + timedelta(days=7), lengths)
     catalogue = query(conn, ANALYSES["week_catalogue"], {"scoring_week": week}).df()
@@ -640,6 +646,22 @@ def _week_inputs(conn, artifacts: Path, week: str, lengths):
     score = load_week(conn, windows, catalogue, refs["categorical"], refs["synopsis"], refs["cover_art"], "score")
     vocabulary = refs["categorical"].open().frame("vocabulary")
     return train, score, vocabulary
+
+
+def _ablate_week(ablation, train: WeekData, score: WeekData, vocabulary: pd.DataFrame, artifacts: Path, week: str,
+                 *, cold: bool, lightfm: bool, weekly_checkpoints: set[str], lightfm_variants: set[str]) -> None:
+    """``ablation`` (an ``encoder_ablation.EncoderAblation``) on one week; the run's own rows of a variant (its
+    checkpoint's weekly rows, its LightFM-protocol retraining) stand for the week's own encoder."""
+    from rec_assets.features.encoders import cover_art_encoder, synopsis_encoder
+    from rec_assets.peers.holdout import popularity_columns
+
+    if not (cold or lightfm):
+        return
+    refs = _feature_refs(artifacts, week)
+    own = {"cover_art": cover_art_encoder(refs["cover_art"]), "synopsis": synopsis_encoder(refs["synopsis"])}
+    computed = {(v, "weekly_cold") for v in weekly_checkpoints} | {(v, "lightfm_holdout") for v in lightfm_variants}
+    ablation.run_week(train, score, week=week, label=f"{own['cover_art']}+{own['synopsis']}", own=own, cold=cold,
+                      lightfm=lightfm, computed=computed, popularity=popularity_columns(vocabulary))
 
 
 def _checkpoints(artifacts: Path, week: str, recorded_seconds: Mapping[str, tuple[str, float]] | None = None,
@@ -760,7 +782,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tune-week", default="", help="week whose training phase tunes the peers (default: first)")
     parser.add_argument("--grid", default="full", choices=["full", "small", "none"],
                         help="tuning grid (peers.tuning.GRIDS); none: the adapters' defaults")
-    parser.add_argument("--peers", default=",".join(PEERS), help="adapters, e.g. als,bpr,lightfm,two_tower:synopsis")
+    parser.add_argument("--peers", default=",".join(PEERS), help="adapters, e.g. als,bpr,lightfm,two_tower:synopsis (none: no peer)")
     parser.add_argument("--variants", default=None,
                         help="two-tower variants of the run: their checkpoints (default: all eight; none: no variant)")
     parser.add_argument("--holdout-two-tower", default=None,
@@ -784,6 +806,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="label of the data in the report")
     parser.add_argument("--dataset", default="", choices=["", "simulator", "movielens-100k"],
                         help="dataset of the cold_start.json records (default: from --source)")
+    parser.add_argument("--encoder-ablation", action="store_true",
+                        help="also train the synopsis and cover_art variants on each encoder's vectors of the week "
+                             "(bench.encoder_ablation): weekly cold of the last week and the LightFM protocol")
+    parser.add_argument("--ablation-encoders", default="all",
+                        help="encoders of --encoder-ablation, e.g. word2vec,glove50,minilm,efficientnet_lite0,"
+                             "efficientnet_lite0-random (default: all)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     torch.set_num_threads(args.threads)
@@ -807,7 +835,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lengths = WindowLengths(history_days=int(os.environ.get("REC_HISTORY_DAYS", 730)),
                             label_days=int(os.environ.get("REC_LABEL_DAYS", 14)),
                             recent_popularity_days=int(os.environ.get("REC_RECENT_POPULARITY_DAYS", 60)))
-    peers, skipped_peers = peers_available([p for p in args.peers.split(",") if p])
+    peers, skipped_peers = peers_available(_names(args.peers, PEERS))
     if skipped_peers:
         print(f"peers not installed, skipped: {skipped_peers} (pip install -e '.[peers]')", file=sys.stderr)
     protocols = [p for p in args.protocols.split(",") if p]
@@ -825,6 +853,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = list(range(args.seeds))
     dataset = args.dataset or DATASETS.get(args.source, args.source)
     oracle = _oracle_factors(args.oracle_dir, home)
+    ablation = None
+    if args.encoder_ablation:
+        from rec_assets.bench.encoder_ablation import EncoderAblation, parse_encoders
+
+        try:
+            ablated = parse_encoders(args.ablation_encoders)
+        except ValueError as error:
+            parser.error(str(error))
+        ablation = EncoderAblation(ablated, cover_art_cache=artifacts / "cache" / "cover_art",
+                                   training=PLATFORM_TRAINING, threads=args.threads, seeds=seeds,
+                                   share=args.holdout_share, k=args.k)
 
     # A private copy of the warehouse: the platform may be writing to it, and a read-only connection needs no lock.
     with tempfile.TemporaryDirectory(prefix="rec_compare_") as tmp:
@@ -880,6 +919,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     lightfm_means = lightfm_means.assign(scoring_week=week)
                     lightfm_users = lightfm_users.assign(scoring_week=week)
                     info["lightfm_holdout_seconds"] = round(time.perf_counter() - t1, 2)
+                if ablation is not None:
+                    t1 = time.perf_counter()
+                    _ablate_week(ablation, train, score, vocabulary, artifacts, week,
+                                 cold="standard" in weekly_protocols and week == weeks[-1],
+                                 lightfm="lightfm_holdout" in protocols and week == lightfm_week,
+                                 weekly_checkpoints=set(paths) if "standard" in weekly_protocols else set(),
+                                 lightfm_variants=set(holdout_variants) if "lightfm_holdout" in protocols else set())
+                    info["encoder_ablation_seconds"] = round(time.perf_counter() - t1, 2)
                 week_info[week] = {**info, "seconds": round(time.perf_counter() - t0, 2)}
                 print(f"week {week}: {len(frame)} rows in {time.perf_counter() - t0:.1f} s"
                       + (f"; skipped checkpoints: {len(skipped)}" if skipped else ""), flush=True)
@@ -894,13 +941,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  n_resamples=args.resamples, seed=args.seed)
     compared = comparisons(long, [v for v in VARIANTS if v in variants or v in holdout_variants], args.k,
                            n_resamples=args.resamples, seed=args.seed)
+    ablation_part: dict = {}
+    if ablation is not None:
+        from rec_assets.bench.encoder_ablation import ablation_markdown
+
+        ablated_records, table, ablation_compared = ablation.records(
+            long, dataset=dataset, last_week=weeks[-1], n_resamples=args.resamples, seed=args.seed)
+        records = records + ablated_records
+        ablation_part = {"encoders": ablation.encoders, "runs": ablation.info, "table": table,
+                         "comparisons": ablation_compared,
+                         "markdown": ablation_markdown(table, ablation_compared, ablation.info, args.k)}
     settings = {"source": args.source, "dataset": dataset, "encoders": encoder_label, "rec_home": str(home),
                 "weeks": weeks, "k": args.k, "seed": args.seed,
                 "grid": args.grid, "tune_week": weeks[0] if not args.tune_week else args.tune_week,
                 "protocols": protocols, "peers": peers, "variants": variants, "holdout_peers": holdout_peers,
                 "skipped_peers": skipped_peers, "holdout_share": args.holdout_share,
                 "lightfm_week": lightfm_week if "lightfm_holdout" in protocols else None, "seeds": seeds,
-                "resamples": args.resamples, "oracles": oracle is not None, "window_lengths": asdict(lengths), "threads": args.threads,
+                "resamples": args.resamples, "oracles": oracle is not None,
+                "encoder_ablation": ablation.encoders if ablation is not None else None, "window_lengths": asdict(lengths), "threads": args.threads,
                 "configs": {p: config_dict(c) for p, c in configs.items()},
                 "seconds": round(time.perf_counter() - started, 1)}
     out = Path(args.out)
@@ -911,9 +969,12 @@ def main(argv: Sequence[str] | None = None) -> int:
          "lightfm_holdout": {"splits": lightfm_info,
                              "per_seed": _nan_to_none(lightfm_means.to_dict(orient="records"))
                              if lightfm_means is not None else []},
-         "pooled": records, "comparisons": compared}, indent=1, default=_json_default) + "\n")
+         "pooled": records, "comparisons": compared,
+         "encoder_ablation": {k_: v for k_, v in ablation_part.items() if k_ != "markdown"} or None},
+        indent=1, default=_json_default) + "\n")
     (out / "compare.md").write_text(results_markdown(results, tuning, settings, args.k) + "\n"
-                                    + pooled_markdown(records, compared))
+                                    + pooled_markdown(records, compared)
+                                    + ("\n" + ablation_part["markdown"] if ablation_part.get("markdown") else ""))
     cold_start = Path(args.cold_start) if args.cold_start else out / "cold_start.json"
     write_cold_start(cold_start, dataset, records)
     print(f"wrote {out / 'compare.md'}, {out / 'compare.json'} and {cold_start} ({len(records)} {dataset} records)"
