@@ -6,9 +6,9 @@ Per materialised week (``datasets.load_week``), protocols: ``standard`` (the pap
 warm and cold-start candidates; variants from their checkpoints), ``holdout`` (20% of the week's warm titles never
 trained on, ``peers.holdout``), and ``lightfm_holdout`` (the LightFM paper's: 20% of all titles, per seed, on the last
 week). Metrics per user (``evaluation.metrics``), pooled over (user, week) pairs with 95% bootstrap intervals over
-users and paired comparisons (``evaluation.intervals``). Peers are tuned on the first week's X -> Y, never on a Y'.
-Writes ``<out>/compare.{json,md}`` and merges this dataset's records into ``cold_start.json``. Peers are an extra
-(``.[peers]``). Pure code apart from `recorded_training`, which reads training times from the Dagster run history.
+users and paired comparisons (``evaluation.intervals``). Peers (an extra, ``.[peers]``) are tuned on the first week's
+X -> Y, never on a Y'. ``--encoder-ablation``: single-modality variants on every encoder (``bench.encoder_ablation``).
+Writes ``<out>/compare.{json,md}``, merges its records into ``cold_start.json``. Pure but `recorded_training` (Dagster).
 """
 
 from __future__ import annotations
@@ -958,7 +958,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "skipped_peers": skipped_peers, "holdout_share": args.holdout_share,
                 "lightfm_week": lightfm_week if "lightfm_holdout" in protocols else None, "seeds": seeds,
                 "resamples": args.resamples, "oracles": oracle is not None,
-                "encoder_ablation": ablation.encoders if ablation is not None else None, "window_lengths": asdict(lengths), "threads": args.threads,
+                "encoder_ablation": ablation.encoders if ablation is not None else None,
+                "window_lengths": asdict(lengths), "threads": args.threads,
                 "configs": {p: config_dict(c) for p, c in configs.items()},
                 "seconds": round(time.perf_counter() - started, 1)}
     out = Path(args.out)

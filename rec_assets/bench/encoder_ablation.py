@@ -246,10 +246,11 @@ def ablation_markdown(table: Sequence[dict], compared: Sequence[dict], info: Seq
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for c in compared:
             variant, label = c["variant"].split("@", 1)
+            difference = _interval({"value": c["difference"], "ci_low": c["ci_low"], "ci_high": c["ci_high"]},
+                                   c["metric"] != "auc")
             lines.append(f"| {variant} | {label} | {c['opponent'].split('@', 1)[1]} | {c['protocol']} | "
-                         f"{c['category']} | {c['metric']} | "
-                         f"{_interval({'value': c['difference'], 'ci_low': c['ci_low'], 'ci_high': c['ci_high']}, c['metric'] != 'auc')}"
-                         f" | {c['n_users']} | {c['verdict'].replace(variant + '@', '')} |")
+                         f"{c['category']} | {c['metric']} | {difference} | {c['n_users']} | "
+                         f"{c['verdict'].replace(variant + '@', '')} |")
     if info:
         lines += ["", "| week | variant | encoder | width | missing | re-embedded | embed s | total s |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
