@@ -812,6 +812,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ablation-encoders", default="all",
                         help="encoders of --encoder-ablation, e.g. word2vec,glove50,minilm,efficientnet_lite0,"
                              "efficientnet_lite0-random (default: all)")
+    parser.add_argument("--ablation-seeds", type=int, default=0,
+                        help="seeds 0..N-1 of the ablation's LightFM protocol (default 0: those of --seeds)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     torch.set_num_threads(args.threads)
@@ -862,7 +864,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as error:
             parser.error(str(error))
         ablation = EncoderAblation(ablated, cover_art_cache=artifacts / "cache" / "cover_art",
-                                   training=PLATFORM_TRAINING, threads=args.threads, seeds=seeds,
+                                   training=PLATFORM_TRAINING, threads=args.threads,
+                                   seeds=list(range(args.ablation_seeds)) if args.ablation_seeds else seeds,
                                    share=args.holdout_share, k=args.k)
 
     # A private copy of the warehouse: the platform may be writing to it, and a read-only connection needs no lock.

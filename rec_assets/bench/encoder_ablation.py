@@ -157,7 +157,8 @@ class EncoderAblation:
 
     def _long(self, run_long: pd.DataFrame, last_week: str) -> pd.DataFrame:
         """Per-user values of every ablation row, with an ``encoders`` column: the ablation's own, and the run's
-        rows of a variant on the week's own encoder (weekly cold of the last week, the LightFM protocol)."""
+        rows of a variant on the week's own encoder (weekly cold of the last week, the LightFM protocol's seeds of
+        the ablation)."""
         from rec_assets.bench.compare import per_user_long
 
         parts = []
@@ -170,7 +171,7 @@ class EncoderAblation:
         for variant, label in self.own.items():
             mine = run_long[(run_long["system"] == variant) & (
                 ((run_long["protocol"] == "weekly_cold") & (run_long["scoring_week"] == last_week))
-                | (run_long["protocol"] == "lightfm_holdout"))]
+                | ((run_long["protocol"] == "lightfm_holdout") & run_long["seed"].isin(self.seeds)))]
             parts.append(mine.assign(encoders=label))
         parts = [p for p in parts if len(p)]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
