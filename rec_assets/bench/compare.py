@@ -522,11 +522,14 @@ def _cell(value, low=None, high=None, percent: bool = True) -> str:
     return text
 
 
-def pooled_markdown(records: Sequence[dict], compared: Sequence[dict]) -> str:
-    """The pooled tables (value [95% CI] per system), the LightFM-protocol table and the comparisons."""
+def pooled_markdown(records: Sequence[dict], compared: Sequence[dict], own_encoders: str | None = None) -> str:
+    """The pooled tables (value [95% CI] per system), the LightFM-protocol table and the comparisons; with
+    ``own_encoders``, only the rows of the run's own features (the encoder ablation has its own table)."""
     if not records:
         return ""
     frame = pd.DataFrame(records)
+    if own_encoders is not None and "encoders" in frame:
+        frame = frame[frame["encoders"] == own_encoders]
     order = {s: i for i, s in enumerate(SYSTEM_ORDER)}
     parts = ["## Pooled over evaluated (user, week) pairs, 95% bootstrap interval over users", "",
              "Each cell: the metric over all evaluated pairs [2.5%, 97.5%] of 2,000 resamples of the users (a user "
@@ -977,7 +980,7 @@ def main(argv: Sequence[str] | None = None) -> int:
          "encoder_ablation": {k_: v for k_, v in ablation_part.items() if k_ != "markdown"} or None},
         indent=1, default=_json_default) + "\n")
     (out / "compare.md").write_text(results_markdown(results, tuning, settings, args.k) + "\n"
-                                    + pooled_markdown(records, compared)
+                                    + pooled_markdown(records, compared, encoder_label)
                                     + ("\n" + ablation_part["markdown"] if ablation_part.get("markdown") else ""))
     cold_start = Path(args.cold_start) if args.cold_start else out / "cold_start.json"
     write_cold_start(cold_start, dataset, records)
