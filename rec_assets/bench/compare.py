@@ -579,37 +579,14 @@ def pooled_markdown(records: Sequence[dict], compared: Sequence[dict], own_encod
 
 
 def encoders_label(artifacts: Path, week: str) -> str:
-    """``<cover art>+<synopsis>`` encoders of the week's feature artifacts: each artifact's ``encoder`` label when it
-    records one, else a label derived from what it recorded (cover-art weights, synopsis vectors), else "unknown"."""
-    import pickle
+    """``<cover art>+<synopsis>`` encoders of the week's feature artifacts (``features.encoders``), "unknown" when
+    they cannot be read."""
+    from rec_assets.features.encoders import week_encoders_label
 
-    labels = []
-    for key in ("cover_art", "synopsis"):
-        try:
-            with open(artifacts / "refs" / FEATURE_ASSETS[key] / week, "rb") as handle:
-                meta = pickle.load(handle).open().meta()
-        except Exception:
-            labels.append("unknown")
-            continue
-        if meta.get("encoder"):
-            labels.append(str(meta["encoder"]))
-        elif key == "cover_art" and meta.get("weights_used"):
-            used = str(meta["weights_used"])
-            labels.append("resnet34_random" if used.startswith("random") else
-                          "resnet34_imagenet" if used.startswith("imagenet") else _slug(used))
-        elif key == "synopsis" and meta.get("vectors_used"):
-            used = str(meta["vectors_used"])
-            labels.append("word2vec_catalogue" if used.startswith("word2vec trained") else
-                          "glove50" if "glove" in used.lower() and "50" in used else _slug(used.split()[0]))
-        else:
-            labels.append("unknown")
-    return "unknown" if labels == ["unknown", "unknown"] else "+".join(labels)
-
-
-def _slug(text: str) -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9]+", "_", Path(text).stem.lower()).strip("_")[:40] or "unknown"
+    try:
+        return week_encoders_label(artifacts, week)
+    except Exception:  # noqa: BLE001 - a missing or unreadable artifact only leaves the label unknown
+        return "unknown"
 
 
 # --- main ----------------------------------------------------------------------------------------------------------
