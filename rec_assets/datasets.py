@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rec_assets.artifacts import ArtifactRef
+from rec_assets.features.categorical import interaction_columns
 from rec_assets.model.data import Interactions, ItemFeatures, UserData
 from rec_assets.split.windows import WeekEvaluability, WeekWindows
 from rec_assets.sqlmodels.runner import ANALYSES_DIR, discover_queries, query
@@ -59,6 +60,7 @@ def item_features(
     cat, syn, img = categorical.open(), synopsis.open(), cover_art.open()
     for name, artifact in (("categorical", cat), ("synopsis", syn), ("cover_art", img)):
         _check_same_titles(name, np.asarray(artifact.array("title_ids")), title_ids)
+    popularity_bins, no_views = interaction_columns(cat.frame("vocabulary"))
     return ItemFeatures(
         title_ids=title_ids,
         is_tv=(catalogue["category"] == "tv").to_numpy(),
@@ -70,6 +72,8 @@ def item_features(
         cover_art=np.asarray(img.array("embeddings"), dtype=np.float32),
         cover_art_missing=np.asarray(img.array("missing"), dtype=bool),
         id_known=catalogue["id_known"].to_numpy(dtype=bool),
+        interaction_columns=popularity_bins,
+        no_views_columns=no_views,
     )
 
 

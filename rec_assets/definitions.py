@@ -35,6 +35,7 @@ def build_definitions() -> Definitions:
             "training": towers.TrainingResource(
                 epochs=env_or_default("REC_EPOCHS", 6),
                 seed=env_or_default("REC_SEED", 0),
+                loss=env_or_default("REC_LOSS", "sampled_softmax"),
                 device=env_or_default("REC_DEVICE", "cpu"),
             ),
             "evaluation": evaluation.EvaluationResource(top_k=env_or_default("REC_TOP_K", 6)),

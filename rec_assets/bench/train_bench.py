@@ -20,9 +20,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from rec_assets.model.data import (
-    Interactions, ItemFeatures, UserData, item_tensors, make_synthetic, sample_negatives, user_tensors, watched_keys,
+    Interactions, ItemFeatures, UserData, make_synthetic, sample_negatives,
 )
-from rec_assets.model.train import TrainConfig, assemble_batch, batch_loss, resolve_device, train
+from rec_assets.model.train import TrainConfig, batch_loss, build_batch, prepare_training, resolve_device, train
 from rec_assets.model.variants import build_model
 
 
@@ -68,19 +68,19 @@ def training_flops_per_example(variant: str, items: ItemFeatures, users: UserDat
     """Forward + backward FLOPs of one real batch of the first `batch_size` positives, per example."""
     device = resolve_device(config.device)
     model = build_model(variant, items, users, seed=config.seed, **model_overrides).to(device)
-    vocab, user_vocab = model.title_vocab.cpu().numpy(), model.user_vocab.cpu().numpy()
-    item_inputs = item_tensors(items, vocab, device)
-    user_inputs = user_tensors(users, items, vocab, user_vocab, model.config.history_len, device=device)
-    rows = slice(0, config.batch_size)
-    negatives = sample_negatives(np.random.default_rng(0), positives.user_rows[rows], config.negative_rate,
-                                 np.flatnonzero(items.id_known), watched_keys(users, positives, items.n_titles),
-                                 items.n_titles)
-    batch = assemble_batch(user_inputs, item_inputs, torch.from_numpy(positives.user_rows[rows]).to(device),
-                           torch.from_numpy(positives.title_rows[rows]).to(device),
-                           torch.from_numpy(negatives).to(device))
+    setup = prepare_training(model, items, users, positives, config, device)
+    rows = slice(0, min(config.batch_size, len(setup.labels)))
+    if config.loss == "sampled_softmax":
+        negatives = setup.pool[np.random.default_rng(0).integers(0, len(setup.pool), size=config.mixed_negatives)]
+    else:
+        negatives = sample_negatives(np.random.default_rng(0), setup.labels.owners[rows], config.negative_rate,
+                                     setup.pool, setup.watched, items.n_titles)
+        negatives = np.concatenate([negatives, np.zeros((len(setup.labels) - len(negatives), config.negative_rate),
+                                                        dtype=np.int64)])
+    batch, n_terms = build_batch(setup, config, setup.labels, negatives, rows)
     with FlopCounterMode(display=False) as counter:
         batch_loss(model, batch).backward()
-    return counter.get_total_flops() / batch.n_examples
+    return counter.get_total_flops() / n_terms
 
 
 def measure_training(variant: str, items: ItemFeatures, users: UserData, positives: Interactions,

@@ -55,10 +55,16 @@ class TrainingResource(ConfigurableResource):
     embedding_dim: int = Field(default=512, description="User and item embedding size.")
     history_len: int = Field(default=50, description="Last L titles of the history read by the user tower.")
     patience: int = Field(default=1, description="Epochs without a validation improvement before stopping.")
-    history_positives: int = Field(
-        default=2, description="Extra positives per user from the end of X, scored against the history before them."
-    )
-    history_cuts: int = Field(default=2, description="How many such cuts per user (0 positives: Y labels only).")
+    loss: str = Field(default="sampled_softmax", description="REC_LOSS: sampled_softmax (in-batch + uniform "
+                      "negatives, logQ-corrected) or bce (the paper's, negative_rate uniform negatives).")
+    next_watch_per_user: int = Field(default=32, description="Examples drawn from X per user and epoch besides the Y "
+                                     "labels (0: Y only, the paper's setup; -1: every watch).")
+    history_view: str = Field(default="leave_one_out", description="What the user tower reads for an example "
+                              "from X: leave_one_out (every other watch) or next_watch (the watches before it).")
+    id_dropout: float = Field(default=0.3, description="Share of each batch's titles trained as cold ones: ID "
+                              "zeroed, popularity bins replaced by no_views (DropoutNet).")
+    modality_dropout: float = Field(default=0.0, description="Probability of dropping each metadata type of a "
+                                    "title in training (one type always stays).")
     seed: int = Field(default=0, description="REC_SEED: same seed, same weights.")
     device: str = Field(default="cpu", description="REC_DEVICE: cpu, cuda or auto.")
     threads: int = Field(default=2, description="torch CPU threads per training step.")
@@ -70,8 +76,11 @@ class TrainingResource(ConfigurableResource):
             batch_size=self.batch_size,
             epochs=self.epochs,
             patience=self.patience,
-            history_positives=self.history_positives,
-            history_cuts=self.history_cuts,
+            loss=self.loss,
+            next_watch_per_user=self.next_watch_per_user,
+            history_view=self.history_view,
+            id_dropout=self.id_dropout,
+            modality_dropout=self.modality_dropout,
             seed=self.seed,
             device=self.device,
         )

@@ -415,6 +415,14 @@ def encode(
 # Metadata helpers
 
 
+def interaction_columns(vocabulary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(popularity bin columns, ``no_views`` columns): what interactions set, and what a title without any has."""
+    popular = vocabulary[vocabulary["field"].astype(str).str.startswith("popularity")]
+    no_views = (popular["value"].astype(str) == NO_VIEWS).to_numpy()
+    columns = popular["column"].to_numpy(dtype=np.int64)
+    return columns[~no_views], columns[no_views]
+
+
 def column_names(vocabulary: pd.DataFrame) -> list[str]:
     """``"field=value"`` for every column, in column order."""
     return [f"{f}={v}" for f, v in zip(vocabulary["field"], vocabulary["value"])]

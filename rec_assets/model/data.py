@@ -35,6 +35,10 @@ class ItemFeatures:
     cover_art: np.ndarray  # float32 [n_titles, d_img]
     cover_art_missing: np.ndarray  # bool [n_titles]
     id_known: np.ndarray  # bool [n_titles]: had an event in the training period
+    # categorical columns set only by interactions (popularity bins) and those of a title without any (no_views),
+    # so that training can present a warm title exactly as a cold one (TrainConfig.id_dropout)
+    interaction_columns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    no_views_columns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_titles(self) -> int:

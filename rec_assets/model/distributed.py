@@ -1,13 +1,8 @@
 """Data-parallel training with torch.distributed DistributedDataParallel, launched by torchrun (pure torch code).
 
-The same training as ``rec_assets.model.train.train``, split across processes: each global batch of
-``batch_size`` positives (and their negatives) is cut into one contiguous shard per rank, every rank runs
-the towers on its shard, and DDP all-reduces the gradients before the one optimizer step every rank takes.
-All randomness (validation users, batch order, negatives) comes from the same seeded generators as the
-single-process loop, drawn identically on every rank, so with the same seed and the same global batch the
-trained weights equal single-process training up to floating-point summation order. Each rank's loss is its
-shard's summed BCE scaled by ``world_size / global examples``: DDP's gradient average is then exactly the
-gradient of the global batch mean, uneven last batches included. Backend: ``gloo`` on CPU, ``nccl`` on GPU.
+The one loop of ``rec_assets.model.train.train`` with ``distributed=True``: each global batch is cut into one
+contiguous shard of rows per rank, DDP all-reduces the gradients, every draw is made identically on every rank,
+so the weights equal single-process training up to summation order. Backend: ``gloo`` on CPU, ``nccl`` on GPU.
 
 Run by torchrun (one process per CPU socket or GPU), normally through Dagster Pipes
 (``rec_assets/defs/distributed.py``)::
@@ -26,11 +21,9 @@ The training problem is a directory of ``.npy`` arrays plus ``meta.json`` (``pro
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import os
-import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
@@ -38,33 +31,10 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from rec_assets.model.checkpoint import save_checkpoint
-from rec_assets.model.data import Interactions, ItemFeatures, UserData, sample_negatives
-from rec_assets.model.towers import TwoTowerModel
-from rec_assets.model.train import (
-    TrainConfig, TrainResult, assemble_batch, make_optimizer, optimizer_step, prepare_training, resolve_device,
-)
-from rec_assets.model.variants import build_model
-
-# TrainConfig fields this loop implements; any other field set away from its default is refused, so a new
-# option of the single-process loop cannot be silently ignored here.
-SUPPORTED_CONFIG = frozenset({
-    "negative_rate", "learning_rate", "batch_size", "epochs", "validation_share", "patience", "min_improvement",
-    "seed", "device", "negative_pool", "warmup_steps", "max_grad_norm", "progress_every_s", "sample_chunk_batches",
-    "history_positives", "history_cuts", "weight_decay",
-})
-
-
-def check_supported(config: TrainConfig) -> None:
-    unsupported = [f.name for f in dataclasses.fields(config)
-                   if f.name not in SUPPORTED_CONFIG and getattr(config, f.name) != f.default]
-    if unsupported:
-        raise ValueError(f"distributed training does not implement TrainConfig {unsupported}; train in-process")
-
+from rec_assets.model.data import Interactions, ItemFeatures, UserData
+from rec_assets.model.train import TrainConfig, TrainResult, resolve_device, train_variant
 
 # --- the training problem on shared storage ------------------------------------------------------------------
 
@@ -109,159 +79,15 @@ def load_problem(directory: str | os.PathLike) -> tuple[ItemFeatures, UserData, 
 # --- the data-parallel loop ----------------------------------------------------------------------------------
 
 
-class ShardLoss(nn.Module):
-    """The towers and the batch loss of ``train.batch_loss`` as one module, so DDP sees one forward per step;
-    the sum over the shard's examples times ``scale`` (an empty shard still takes part, with zero loss)."""
-
-    def __init__(self, model: TwoTowerModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch, scale: float) -> torch.Tensor:
-        u = self.model.user_tower(batch.users)
-        v = self.model.item_tower(batch.items)
-        candidates = v.index_select(0, batch.item_index.reshape(-1)).view(*batch.item_index.shape, -1)
-        logits = torch.einsum("pd,pkd->pk", u, candidates)
-        labels = torch.zeros_like(logits)
-        labels[:, 0] = 1.0
-        return F.binary_cross_entropy_with_logits(logits, labels, reduction="sum") * scale
-
-
-def _wrap(module: nn.Module) -> nn.Module:
-    """DDP without per-step buffer syncs: the buffers (ID vocabularies, input statistics) are built identically
-    on every rank and never change in training."""
-    try:
-        return DistributedDataParallel(module, forward_sync_buffers=False)
-    except TypeError:  # torch before forward_sync_buffers
-        return DistributedDataParallel(module, broadcast_buffers=False)
-
-
-def _shard(n: int, rank: int, world: int) -> slice:
-    """Rank's contiguous share of n rows (the first n % world ranks get one more)."""
-    base, extra = divmod(n, world)
-    start = rank * base + min(rank, extra)
-    return slice(start, start + base + (1 if rank < extra else 0))
-
-
 def train_distributed(variant: str, items: ItemFeatures, users: UserData, positives: Interactions,
                       config: TrainConfig = TrainConfig(), on_progress: Callable[[dict], None] | None = None,
                       **model_overrides) -> TrainResult:
-    """``train_variant`` across the ranks of the initialised default process group; every rank returns the same
-    result (the best validation epoch's weights, on the CPU). Without a process group: one rank."""
-    check_supported(config)
-    started = time.perf_counter()
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    device = resolve_device(config.device)
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        torch.cuda.set_device(device)
-
-    def all_sum(values: list[float]) -> list[float]:
-        tensor = torch.tensor(values, dtype=torch.float64, device=device)
-        if world > 1:
-            dist.all_reduce(tensor)
-        return tensor.tolist()
-
-    model = build_model(variant, items, users, seed=config.seed, **model_overrides)
-    positives.validate(users.n_users, items.n_titles)
-    rate = config.negative_rate
-    model = model.to(device)
-    setup = prepare_training(model, items, users, positives, config, device)
-    item_inputs, user_inputs, pool, watched = setup.item_inputs, setup.user_inputs, setup.pool, setup.watched
-    train_users, train_owners, train_titles = setup.train_users, setup.train_owners, setup.train_titles
-    val_users, val_titles, val_negatives = setup.val_users, setup.val_titles, setup.val_negatives
-    mine = _shard(len(val_users), rank, world)
-    val_tensors = [torch.from_numpy(a[mine]).to(device) for a in (val_users, val_titles, val_negatives)]
-
-    loss_module = ShardLoss(model)
-    ddp = _wrap(loss_module) if world > 1 else loss_module
-
-    def validation_loss() -> float:
-        if len(val_users) == 0:
-            return float("nan")
-        model.eval()
-        total = 0.0
-        with torch.no_grad():
-            for start in range(0, len(val_tensors[0]), config.batch_size * 4):
-                part = slice(start, start + config.batch_size * 4)
-                total += float(loss_module(assemble_batch(user_inputs, item_inputs, *(t[part] for t in val_tensors)),
-                                           1.0))
-        model.train()
-        return all_sum([total])[0] / (len(val_users) * (1 + rate))
-
-    optimizer = make_optimizer(model, config)
-    rng = np.random.default_rng(setup.epoch_seed)
-    history: list[dict] = []
-
-    def report(record: dict) -> None:
-        history.append(record)
-        if on_progress is not None:
-            on_progress(record)
-
-    initial_val = validation_loss()
-    best_val, best_epoch, best_state = float("inf"), -1, None
-    train_losses, val_losses = [], []
-    examples_seen, compute_s, assembly_s, steps_taken = 0, 0.0, 0.0, 0
-    chunk = config.batch_size * config.sample_chunk_batches
-    n_batches = -(-len(train_users) // config.batch_size)
-    epochs_run, epochs_without_gain = 0, 0
-    for epoch in range(config.epochs):
-        epoch_loss, epoch_examples, step = 0.0, 0, 0
-        order = rng.permutation(len(train_users))
-        for chunk_start in range(0, len(order), chunk):
-            t0 = time.perf_counter()
-            picked = order[chunk_start: chunk_start + chunk]
-            negatives = sample_negatives(rng, train_owners[picked], rate, pool, watched, items.n_titles)
-            chunk_users = torch.from_numpy(train_users[picked]).to(device)
-            chunk_titles = torch.from_numpy(train_titles[picked]).to(device)
-            chunk_negatives = torch.from_numpy(negatives).to(device)
-            assembly_s += time.perf_counter() - t0
-            for start in range(0, len(picked), config.batch_size):
-                t0 = time.perf_counter()
-                n_global = min(config.batch_size, len(picked) - start)
-                shard = _shard(n_global, rank, world)
-                part = slice(start + shard.start, start + shard.stop)
-                batch = assemble_batch(user_inputs, item_inputs, chunk_users[part], chunk_titles[part],
-                                       chunk_negatives[part])
-                t1 = time.perf_counter()
-                loss = ddp(batch, world / (n_global * (1 + rate)))
-                optimizer_step(model, optimizer, loss, config, steps_taken)
-                steps_taken += 1
-                epoch_loss += float(loss.detach()) * n_global * (1 + rate) / world
-                t2 = time.perf_counter()
-                assembly_s += t1 - t0
-                compute_s += t2 - t1
-                epoch_examples += n_global * (1 + rate)
-                step += 1
-        examples_seen += epoch_examples
-        epochs_run += 1
-        train_losses.append(all_sum([epoch_loss])[0] / epoch_examples)
-        val = validation_loss()
-        if len(val_users):
-            val_losses.append(val)
-        score = val if len(val_users) else -epoch
-        if score < best_val - config.min_improvement:
-            best_val, best_epoch, epochs_without_gain = score, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            epochs_without_gain += 1
-        report({"event": "epoch", "epoch": epoch, "step": step, "steps_per_epoch": n_batches, "rank": rank,
-                "world_size": world, "train_loss": train_losses[-1], "val_loss": val if len(val_users) else None,
-                "examples_per_second": examples_seen / max(compute_s + assembly_s, 1e-12)})
-        if len(val_users) and epochs_without_gain >= config.patience:
-            break
-
-    model.load_state_dict(best_state)
-    model = model.cpu().eval()
-    return TrainResult(
-        model=model, train_loss=train_losses, val_loss=val_losses, initial_val_loss=initial_val,
-        best_val_loss=best_val if len(val_users) else float("nan"), best_epoch=best_epoch, epochs_run=epochs_run,
-        examples_seen=examples_seen, wall_seconds=time.perf_counter() - started,
-        examples_per_second=examples_seen / max(compute_s + assembly_s, 1e-12),
-        parameter_count=model.parameter_count(), compute_seconds=compute_s, assembly_seconds=assembly_s,
-        device=f"{device} x{world}", history=history,
-    )
+    """``train_variant`` across the ranks of the initialised default process group (the one loop of
+    ``model.train`` with ``distributed=True``); every rank returns the same result. Without a group: one rank."""
+    if resolve_device(config.device).type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    return train_variant(variant, items, users, positives, config, on_progress, distributed=True,
+                         **model_overrides)
 
 
 # --- the torchrun entry point --------------------------------------------------------------------------------

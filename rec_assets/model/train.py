@@ -1,14 +1,10 @@
-"""The one training loop: positives from window Y, negatives sampled uniformly from unwatched titles, BCE on u . i.
+"""The one training loop, in one process or on every rank of a DDP group (``distributed=True``).
 
-An "example" is one scored (user, title) pair: a positive or one of its negatives. A batch is `batch_size`
-positives, each with `negative_rate` negatives; the user embedding is computed once per positive and the item
-tower runs only over the distinct titles of the batch.
-
-History-window positives (`TrainConfig.history_positives`, on by default): Y holds ~1.5 positives per user on the
-simulator's default preset (9.4k in all) and the towers overfit them within two epochs; X holds ~65 watches per
-user. Each training user's last k titles of X (and the k before those, per extra cut) are added as positives,
-read against the history before them. Only X and Y events are used, so nothing of Y' leaks; validation (early
-stopping) still scores Y positives of held-out users only.
+An example is (user, history prefix, title): the user tower reads the user's watches before the title, the item
+tower the title. Y labels are examples with all of X as history (the paper's setup); `next_watch_per_user` adds,
+each epoch, that many watches of X per training user as next-watch examples (YouTube-DNN). Only X and Y reach
+training. Losses, negatives, ID and modality dropout: docs/design/cold_start_training.md. Every random draw comes
+from one numpy SeedSequence, so the same seed gives the same weights on the CPU.
 """
 
 from __future__ import annotations
@@ -20,59 +16,75 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch import nn
 
 from rec_assets.model.data import (
-    Interactions, ItemFeatures, ItemTensors, UserData, UserTensors, contains, item_tensors, sample_negatives,
-    sorted_unique, user_tensors, watched_keys,
+    NO_ROW, Interactions, ItemFeatures, ItemTensors, UserData, UserTensors, contains, item_tensors, lookup,
+    sample_negatives, sorted_unique, watched_keys,
 )
 from rec_assets.model.towers import TwoTowerModel
 from rec_assets.model.variants import build_model
 
+LOSSES = ("bce", "sampled_softmax")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    negative_rate: int = 20  # negatives per positive, 1..30 (paper: stable above 20)
+    # "bce": the paper's sigmoid BCE, each positive against `negative_rate` uniform unwatched titles;
+    # "sampled_softmax": softmax over the batch's positives plus `mixed_negatives` shared uniform titles, logQ-corrected
+    loss: str = "sampled_softmax"
+    negative_rate: int = 20  # bce: negatives per positive, 1..30 (paper: stable above 20)
+    mixed_negatives: int = 512  # sampled_softmax: uniform titles shared by a batch's rows (0: in-batch only)
+    logq_correction: bool = True  # sampled_softmax: subtract log q (expected draws of the title into the batch)
+    # next-watch examples drawn from X per training user and epoch (0: Y labels only, the paper; -1: every watch)
+    next_watch_per_user: int = 32
+    # what the user tower reads for an example from X: "leave_one_out", every other watch of X (the user's whole
+    # taste: MovieLens LightFM-protocol AUC 0.813 vs 0.763 for "next_watch", the watches before it)
+    history_view: str = "leave_one_out"
+    # share of a batch's titles trained as cold ones (DropoutNet): ID zeroed, popularity bins replaced by no_views
+    id_dropout: float = 0.3
+    modality_dropout: float = 0.0  # probability of dropping each metadata type of a title (one always stays)
     learning_rate: float = 1e-3
-    batch_size: int = 256  # positives per batch; a batch scores batch_size * (1 + negative_rate) pairs
+    batch_size: int = 256  # examples (positives) per batch
     epochs: int = 10
     validation_share: float = 0.1  # share of users held out for the validation loss / early stopping
     patience: int = 2  # epochs without a validation improvement before stopping
     min_improvement: float = 0.0
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda"
-    # "id_known": negatives only among titles with an event in the training period; "all": every title row.
-    # The default keeps titles without any event (the scoring week's cold titles, if the features list them)
-    # from being trained as negatives only, which would teach the metadata tower to bury them.
+    # "id_known": negatives only among titles with an event in the training period; "all": every title row. The
+    # default keeps titles without any event from being trained as negatives only (it buries cold titles)
     negative_pool: str = "id_known"
-    # linear learning-rate warmup over the first optimizer steps. Adam's first steps, before its second-moment
-    # estimates settle, overshoot on wide dense inputs: with EfficientNet's 1280-float cover art the cover-art-only
-    # tower's validation loss rose from 0.757 to 1.02 in epoch one on the tiny preset and early stopping ended
-    # there; 10 steps of warmup gave 0.182 (0 turns it off)
+    # linear learning-rate warmup over the first steps: Adam's first steps overshoot on wide dense inputs (the
+    # 1280-float cover art's validation loss rose 0.757 -> 1.02 in epoch one on the tiny preset; 0.182 with 10)
     warmup_steps: int = 10
     max_grad_norm: float | None = None  # clip the global gradient norm (None: no clipping)
-    # Extra positives from the training history X itself: for every training user, the last
-    # `history_positives` titles of X become positives scored against the history before them, and
-    # `history_cuts` such windows are taken back in time (cut j: positives X[n-j*k : n-(j-1)*k], history
-    # X[: n-j*k]). Y alone holds ~1.5 positives per user on the simulator; X holds ~65. No event outside X and Y
-    # is used. 0 turns it off (Y positives only, the paper's setup).
-    history_positives: int = 2
-    history_cuts: int = 2
     weight_decay: float = 0.0  # Adam's L2 penalty
     progress_every_s: float = 5.0
     sample_chunk_batches: int = 64  # negatives are drawn for this many batches at a time
 
     def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not 1 <= self.negative_rate <= 30:
             raise ValueError(f"negative_rate must be in 1..30, got {self.negative_rate}")
+        if self.history_view not in ("next_watch", "leave_one_out"):
+            raise ValueError(f"history_view must be 'next_watch' or 'leave_one_out', got {self.history_view!r}")
+        if self.mixed_negatives < 0:
+            raise ValueError(f"mixed_negatives must be >= 0, got {self.mixed_negatives}")
+        if self.next_watch_per_user < -1:
+            raise ValueError(f"next_watch_per_user must be -1 (all), 0 or more, got {self.next_watch_per_user}")
+        for name in ("id_dropout", "modality_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.validation_share < 1.0:
             raise ValueError(f"validation_share must be in [0, 1), got {self.validation_share}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-        if self.history_positives < 0 or self.history_cuts < 1:
-            raise ValueError("history_positives must be >= 0 and history_cuts >= 1")
         if self.negative_pool not in ("id_known", "all"):
             raise ValueError(f"negative_pool must be 'id_known' or 'all', got {self.negative_pool!r}")
 
@@ -115,144 +127,281 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+# --- examples ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HistoryIndex:
+    """Every user's X as title-vocabulary rows (CSR, oldest first) on the device, cut at any prefix per batch.
+    Titles outside the vocabulary are dropped first, as ``data.user_tensors`` drops them."""
+
+    offsets: torch.Tensor  # int64 [n_users + 1]
+    vocab_rows: torch.Tensor  # int64 [nnz + 1]: the kept watches, then one NO_ROW pad
+    features: torch.Tensor
+    id_rows: torch.Tensor
+    length: int  # history_len
+    title_rows: np.ndarray  # int64 [nnz]: the item row of each kept watch (next-watch positives)
+    lengths: np.ndarray  # int64 [n_users]: kept watches per user
+
+    def users(self, owners: torch.Tensor, cuts: torch.Tensor, skips: torch.Tensor) -> UserTensors:
+        """User-tower input of each owner reading only its first `cuts` kept watches (the last `length` of them),
+        the one at position `skips` left out (-1: none)."""
+        position = torch.arange(self.length, device=owners.device)
+        back = cuts.unsqueeze(1) - 1 - position  # position in the user's row, newest first
+        back = back - ((skips >= 0).unsqueeze(1) & (back <= skips.unsqueeze(1))).long()
+        valid = back >= 0
+        history = torch.where(valid, self.vocab_rows[(self.offsets[owners].unsqueeze(1) + back).clamp(min=0)], NO_ROW)
+        return UserTensors(history, self.features[owners], self.id_rows[owners])
+
+
+def history_index(users: UserData, items: ItemFeatures, title_vocab: np.ndarray, user_vocab: np.ndarray,
+                  history_len: int, device: torch.device) -> HistoryIndex:
+    users.validate(items.n_titles)
+    vocab = lookup(title_vocab, items.title_ids)[users.history_items]
+    keep = vocab != NO_ROW
+    kept_before = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
+    offsets = kept_before[users.history_offsets]
+    return HistoryIndex(
+        offsets=torch.from_numpy(offsets).to(device),
+        vocab_rows=torch.from_numpy(np.concatenate([vocab[keep], [NO_ROW]]).astype(np.int64)).to(device),
+        features=torch.from_numpy(np.ascontiguousarray(users.feature_codes, dtype=np.int64)).to(device),
+        id_rows=torch.from_numpy(lookup(user_vocab, users.user_ids)).to(device),
+        length=history_len, title_rows=users.history_items[keep].astype(np.int64), lengths=np.diff(offsets))
+
+
+@dataclass
+class Examples:
+    """Per example: owner user row, history prefix length, position left out of it (-1: none), title row."""
+
+    owners: np.ndarray
+    cuts: np.ndarray
+    skips: np.ndarray
+    titles: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.owners)
+
+    def take(self, rows: np.ndarray) -> "Examples":
+        return Examples(self.owners[rows], self.cuts[rows], self.skips[rows], self.titles[rows])
+
+    @staticmethod
+    def concat(parts: list["Examples"]) -> "Examples":
+        return Examples(*(np.concatenate([getattr(p, f) for p in parts]).astype(np.int64)
+                          for f in ("owners", "cuts", "skips", "titles")))
+
+
+def history_candidates(index: HistoryIndex, user_rows: np.ndarray, pool: np.ndarray, n_titles: int,
+                       view: str) -> Examples:
+    """Every kept watch of X of `user_rows` but their first as an example, read against the watches before it
+    (view "next_watch") or every other watch of X ("leave_one_out"); titles outside the pool are left out."""
+    starts = index.offsets[:-1].cpu().numpy()
+    lengths = index.lengths[user_rows]
+    owners = np.repeat(user_rows, lengths)
+    cuts = np.arange(len(owners)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    titles = index.title_rows[starts[owners] + cuts] if len(owners) else np.zeros(0, np.int64)
+    in_pool = np.zeros(n_titles, dtype=bool)
+    in_pool[pool] = True
+    keep = (cuts >= 1) & in_pool[titles]
+    owners, cuts, titles = owners[keep], cuts[keep], titles[keep]
+    if view == "next_watch":
+        return Examples(owners, cuts, np.full(len(owners), -1), titles)
+    return Examples(owners, index.lengths[owners], cuts, titles)
+
+
+def draw_per_user(rng: np.random.Generator, candidates: Examples, per_user: int) -> Examples:
+    """At most `per_user` candidates of each owner, uniformly without replacement (all with -1)."""
+    if per_user < 0 or len(candidates) == 0:
+        return candidates
+    order = np.lexsort((rng.random(len(candidates)), candidates.owners))
+    owners = candidates.owners[order]
+    first = np.searchsorted(owners, owners, side="left")
+    return candidates.take(np.sort(order[np.arange(len(order)) - first < per_user]))
+
+
+def log_expected_draws(frequency: np.ndarray, batch_size: int, mixed: int, pool_size: int) -> np.ndarray:
+    """log q per title: the expected number of times a batch draws it as a candidate, `batch_size` positives
+    drawn with the training frequency plus `mixed` uniform draws from the pool (Yi et al. 2019, Yang et al. 2020)."""
+    return np.log(batch_size * frequency + mixed / max(pool_size, 1) + 1e-12)
+
+
+# --- batches and losses ------------------------------------------------------------------------------------------
+
+
 @dataclass
 class Batch:
-    users: UserTensors  # [P]
-    items: ItemTensors  # [U] distinct titles of the batch
-    item_index: torch.Tensor  # [P, 1 + rate] position in `items`; column 0 is the positive
-    n_examples: int
+    users: UserTensors  # [P] the rows this process scores
+    items: ItemTensors  # [U] distinct candidate titles
+    title_rows: torch.Tensor  # [U] their item rows
+    item_index: torch.Tensor  # bce: [P, 1 + rate], column 0 the positive; softmax: [P] position of the positive
+    log_q: torch.Tensor | None  # softmax: [U] log expected draws of each candidate (None: no correction)
+    n_examples: int  # terms of the loss sum: scored pairs (bce) or rows (softmax)
 
 
-def assemble_batch(users: UserTensors, items: ItemTensors, user_rows: torch.Tensor, title_rows: torch.Tensor,
-                   negatives: torch.Tensor) -> Batch:
-    """The tower inputs for positives (user_rows, title_rows) and their negatives [P, rate]."""
-    candidates = torch.cat([title_rows.unsqueeze(1), negatives], dim=1)
-    distinct, item_index = torch.unique(candidates, return_inverse=True)
-    return Batch(users.take(user_rows), items.take(distinct), item_index, candidates.numel())
+def assemble_batch(users: UserTensors, items: ItemTensors, title_rows: torch.Tensor, negatives: torch.Tensor,
+                   shared: torch.Tensor | None = None, log_q: torch.Tensor | None = None) -> Batch:
+    """bce (`shared` None): each positive title with its `negatives` [P, rate]. softmax: every row against the
+    batch's candidates, `negatives` being all of the batch's positive titles and `shared` its uniform titles."""
+    if shared is None:
+        candidates = torch.cat([title_rows.unsqueeze(1), negatives], dim=1)
+        distinct, item_index = torch.unique(candidates, return_inverse=True)
+        return Batch(users, items.take(distinct), distinct, item_index, None, candidates.numel())
+    distinct, inverse = torch.unique(torch.cat([title_rows, negatives, shared]), return_inverse=True)
+    return Batch(users, items.take(distinct), distinct, inverse[: len(title_rows)],
+                 None if log_q is None else log_q[distinct], len(title_rows))
 
 
-def truncated_history(users: UserData, drop: int) -> UserData:
-    """`users` with the last `drop` titles of every history removed (a shorter history keeps nothing)."""
-    lengths = np.diff(users.history_offsets)
-    kept = np.maximum(lengths - drop, 0)
-    position = np.arange(len(users.history_items)) - np.repeat(users.history_offsets[:-1], lengths)
-    keep = position < np.repeat(kept, lengths)
-    return UserData(users.user_ids, users.feature_codes, users.feature_cardinalities,
-                    np.concatenate([[0], np.cumsum(kept)]).astype(np.int64), users.history_items[keep])
-
-
-def history_windows(users: UserData, eligible: np.ndarray, k: int, cuts: int) -> list[tuple[UserData, np.ndarray,
-                                                                                              np.ndarray, np.ndarray]]:
-    """Per cut j = 1..cuts: (users with the last j*k history titles dropped, the user rows that have at least one
-    title left before the cut, and the (user row, title row) positives of the window just after the cut)."""
-    out = []
-    offsets = users.history_offsets
-    lengths = np.diff(offsets)
-    for j in range(1, cuts + 1):
-        rows = eligible[lengths[eligible] > j * k]  # at least one title remains as history
-        if len(rows) == 0:
-            break
-        starts = offsets[rows + 1] - j * k  # window [start, start + k) of the CSR row
-        pos_users = np.repeat(rows, k)
-        pos_titles = users.history_items[(starts[:, None] + np.arange(k)[None, :]).ravel()]
-        out.append((truncated_history(users, j * k), rows, pos_users, pos_titles))
-    return out
-
-
-def concat_users(parts: list[UserTensors]) -> UserTensors:
-    return UserTensors(torch.cat([p.history for p in parts]), torch.cat([p.features for p in parts]),
-                       torch.cat([p.id_rows for p in parts]))
-
-
-def with_history_positives(config: TrainConfig, items: ItemFeatures, users: UserData, title_vocab: np.ndarray,
-                           user_vocab: np.ndarray, history_len: int, device: torch.device, held_out: np.ndarray,
-                           pool: np.ndarray, user_inputs: UserTensors, train_users: np.ndarray,
-                           train_titles: np.ndarray) -> tuple[UserTensors, np.ndarray, np.ndarray, np.ndarray]:
-    """Add the history-window positives of `config` (none when history_positives is 0) to the Y positives.
-
-    Returns (user tower inputs, tower row of each positive, owner row of each positive, title row of each positive).
-    The tower row is what the user tower reads: the real user for a Y positive, a copy of the user with the
-    history cut before the window for a history positive; the owner row is the real user, whose watches the
-    negatives avoid. Held-out (validation) users contribute no history positives."""
-    if config.history_positives == 0:
-        return user_inputs, train_users, train_users, train_titles
-    eligible = np.setdiff1d(np.arange(users.n_users), held_out)
-    in_pool = np.zeros(items.n_titles, dtype=bool)
-    in_pool[pool] = True
-    parts, tower_rows, owner_rows, titles = [user_inputs], [train_users], [train_users], [train_titles]
-    base = users.n_users
-    for truncated, rows, pos_users, pos_titles in history_windows(users, eligible, config.history_positives,
-                                                                  config.history_cuts):
-        parts.append(user_tensors(truncated, items, title_vocab, user_vocab, history_len, rows=rows, device=device,
-                                  validate=False))
-        keep = in_pool[pos_titles]
-        tower_rows.append(base + np.searchsorted(rows, pos_users[keep]))
-        owner_rows.append(pos_users[keep])
-        titles.append(pos_titles[keep])
-        base += len(rows)
-    return (concat_users(parts), np.concatenate(tower_rows).astype(np.int64),
-            np.concatenate(owner_rows).astype(np.int64), np.concatenate(titles).astype(np.int64))
-
-
-def batch_loss(model: TwoTowerModel, batch: Batch) -> torch.Tensor:
-    """Mean binary cross-entropy of sigmoid(u . i): label 1 in column 0, 0 elsewhere."""
+def batch_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """Summed loss of the batch: BCE of sigmoid(u . i) (label 1 in column 0), or the logQ-corrected softmax
+    cross-entropy of each row's positive among the batch's candidates."""
     u = model.user_tower(batch.users)  # [P, D]
     v = model.item_tower(batch.items)  # [U, D]
-    # index_select, not v[item_index]: its backward is an index_add, several times faster on the CPU than the
-    # accumulating index_put that advanced indexing backpropagates through
+    if batch.item_index.dim() == 1:
+        logits = u @ v.T
+        if batch.log_q is not None:
+            logits = logits - batch.log_q
+        return F.cross_entropy(logits, batch.item_index, reduction="sum")
+    # index_select, not v[item_index]: its backward is an index_add, several times faster on the CPU
     candidates = v.index_select(0, batch.item_index.reshape(-1)).view(*batch.item_index.shape, -1)
     logits = torch.einsum("pd,pkd->pk", u, candidates)
     labels = torch.zeros_like(logits)
     labels[:, 0] = 1.0
-    return F.binary_cross_entropy_with_logits(logits, labels)
+    return F.binary_cross_entropy_with_logits(logits, labels, reduction="sum")
+
+
+class LossModule(nn.Module):
+    """The towers and `batch_loss` as one module, so DDP sees one forward per step."""
+
+    def __init__(self, model: TwoTowerModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return batch_loss(self.model, batch)
+
+
+@dataclass
+class ColdColumns:
+    """Categorical columns that interactions set (popularity bins) and those a title without any has (no_views)."""
+
+    interaction: torch.Tensor
+    no_views: torch.Tensor
+
+
+def drop_item_inputs(items: ItemTensors, draws: np.ndarray, types: list[str], id_rate: float, modality_rate: float,
+                     cold: ColdColumns) -> ItemTensors:
+    """The batch's titles with metadata types and IDs dropped by the uniform `draws` [4, n] (rows: categorical,
+    synopsis, cover art, ID). A type goes where its draw is below `modality_rate` (a title that would lose every
+    type it has keeps them all); below `id_rate`, a title that keeps a metadata type is presented as a cold one
+    (DropoutNet): ID zeroed, its popularity bins replaced by the no_views columns. Only the tower's `types`."""
+    n, device = len(items), items.id_rows.device
+    counts = items.categorical_offsets[1:] - items.categorical_offsets[:-1]
+    below = torch.from_numpy(np.ascontiguousarray(draws)).to(device)
+    names = ("categorical", "synopsis", "cover_art")
+    present = {t: m for t, m in zip(names, (counts > 0, items.synopsis_present, items.cover_art_present))
+               if t in types}
+    kept = dict(present)
+    if modality_rate > 0 and present:
+        dropped = {t: m & (below[names.index(t)] < modality_rate) for t, m in present.items()}
+        left = torch.stack([m & ~dropped[t] for t, m in present.items()]).any(0)
+        kept = {t: m & (~dropped[t] | ~left) for t, m in present.items()}
+    as_cold = torch.zeros(n, dtype=torch.bool, device=device)
+    if id_rate > 0 and kept:
+        as_cold = (below[3] < id_rate) & torch.stack(list(kept.values())).any(0)
+    id_rows = torch.where(as_cold, NO_ROW, items.id_rows) if "id" in types else items.id_rows
+    offsets, indices = items.categorical_offsets, items.categorical_indices
+    if "categorical" in kept and (modality_rate > 0 or bool(as_cold.any())):
+        row_of = torch.repeat_interleave(torch.arange(n, device=device), counts)
+        keep = kept["categorical"][row_of] & ~(as_cold[row_of] & torch.isin(indices, cold.interaction))
+        added = torch.nonzero(as_cold & kept["categorical"]).flatten().repeat_interleave(len(cold.no_views))
+        rows = torch.cat([row_of[keep], added])
+        indices = torch.cat([indices[keep], cold.no_views.repeat(len(added) // max(len(cold.no_views), 1))])
+        rows, order = torch.sort(rows, stable=True)
+        indices = indices[order]
+        offsets = torch.cat([offsets[:1], torch.cumsum(torch.bincount(rows, minlength=n), 0)])
+    return ItemTensors(id_rows, offsets, indices, items.synopsis, kept.get("synopsis", items.synopsis_present),
+                       items.cover_art, kept.get("cover_art", items.cover_art_present))
+
+
+# --- the loop ----------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class TrainingSetup:
-    """What a training loop indexes, built once on the device: tower inputs, the negative pool, the user-level
-    validation split, the training positives (history-window ones added) and the validation negatives."""
+    """What the loop indexes, built once on the device."""
 
     item_inputs: ItemTensors
-    user_inputs: UserTensors
+    index: HistoryIndex
     watched: np.ndarray
     pool: np.ndarray
-    train_users: np.ndarray  # user-tower row of each training positive
-    train_owners: np.ndarray  # the real user of each training positive (whose watches negatives avoid)
-    train_titles: np.ndarray
-    val_users: np.ndarray
-    val_titles: np.ndarray
-    val_negatives: np.ndarray  # drawn once, so epochs are compared on the same pairs
+    labels: Examples  # Y positives of the training users, with all of X as history
+    next_watch: Examples  # every next-watch candidate of the training users (drawn from per epoch)
+    validation: Examples  # Y positives of the held-out users
+    val_negatives: np.ndarray  # bce [n_val, rate] / softmax [n_val_batches, mixed], drawn once
+    log_q: torch.Tensor | None  # softmax: [n_titles]
     epoch_seed: np.random.SeedSequence
 
 
 def prepare_training(model: TwoTowerModel, items: ItemFeatures, users: UserData, positives: Interactions,
                      config: TrainConfig, device: torch.device) -> TrainingSetup:
-    """The set-up shared by the single-process loop and the DDP worker (``model`` already on ``device``).
-    Whole users are held out, so the validation loss measures users the model did not fit."""
+    """Whole users are held out, so the validation loss measures users the model did not fit."""
     if len(positives) == 0:
         raise ValueError("no positives to train on")
     split_seed, val_seed, epoch_seed = np.random.SeedSequence(config.seed).spawn(3)
     title_vocab, user_vocab = model.title_vocab.cpu().numpy(), model.user_vocab.cpu().numpy()
-    item_inputs = item_tensors(items, title_vocab, device)
-    user_inputs = user_tensors(users, items, title_vocab, user_vocab, model.config.history_len, device=device)
+    index = history_index(users, items, title_vocab, user_vocab, model.config.history_len, device)
     watched = watched_keys(users, positives, items.n_titles)
     pool = np.flatnonzero(items.id_known) if config.negative_pool == "id_known" else np.arange(items.n_titles)
 
     users_with_positives = sorted_unique(positives.user_rows)
     held_out = np.random.default_rng(split_seed).permutation(users_with_positives)
-    held_out = held_out[: int(round(config.validation_share * len(users_with_positives)))]
-    is_val = contains(np.sort(held_out), positives.user_rows)
-    train_users, train_titles = positives.user_rows[~is_val], positives.title_rows[~is_val]
-    val_users, val_titles = positives.user_rows[is_val], positives.title_rows[is_val]
-    if len(train_users) == 0:
+    held_out = np.sort(held_out[: int(round(config.validation_share * len(users_with_positives)))])
+    is_val = contains(held_out, positives.user_rows)
+    if is_val.all():
         raise ValueError("validation_share leaves no training positives")
-    user_inputs, train_users, train_owners, train_titles = with_history_positives(
-        config, items, users, title_vocab, user_vocab, model.config.history_len, device, held_out, pool,
-        user_inputs, train_users, train_titles)
-    val_negatives = sample_negatives(np.random.default_rng(val_seed), val_users, config.negative_rate, pool,
-                                     watched, items.n_titles)
-    return TrainingSetup(item_inputs, user_inputs, watched, pool, train_users, train_owners, train_titles,
-                         val_users, val_titles, val_negatives, epoch_seed)
+    every = Examples(positives.user_rows, index.lengths[positives.user_rows], np.full(len(positives), -1),
+                     positives.title_rows)
+    labels, validation = every.take(np.flatnonzero(~is_val)), every.take(np.flatnonzero(is_val))
+    next_watch = history_candidates(index, np.setdiff1d(np.arange(users.n_users), held_out), pool, items.n_titles,
+                                    config.history_view)
+    if config.next_watch_per_user == 0:
+        next_watch = next_watch.take(np.zeros(0, dtype=np.int64))
+    rng = np.random.default_rng(val_seed)
+    log_q = None
+    if config.loss == "bce":
+        val_negatives = sample_negatives(rng, validation.owners, config.negative_rate, pool, watched, items.n_titles)
+    else:
+        n_val_batches = -(-len(validation) // config.batch_size)
+        val_negatives = pool[rng.integers(0, len(pool), size=(n_val_batches, config.mixed_negatives))]
+        if config.logq_correction:
+            titles = np.concatenate([labels.titles, next_watch.titles])
+            frequency = np.bincount(titles, minlength=items.n_titles) / max(len(titles), 1)
+            log_q = torch.from_numpy(log_expected_draws(frequency, config.batch_size, config.mixed_negatives,
+                                                        len(pool)).astype(np.float32)).to(device)
+    return TrainingSetup(item_tensors(items, title_vocab, device), index, watched, pool, labels, next_watch,
+                         validation, val_negatives, log_q, epoch_seed)
+
+
+def build_batch(setup: TrainingSetup, config: TrainConfig, examples: Examples, negatives: np.ndarray, rows: slice,
+                rank: int = 0, world: int = 1) -> tuple[Batch, int]:
+    """This rank's share of the global batch `rows` of `examples`, and the global number of loss terms.
+    `negatives`: bce [len(examples), rate] per example; softmax [mixed] shared by the batch."""
+    device = setup.index.offsets.device
+
+    def to_device(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+    n_global = rows.stop - rows.start
+    mine = shard(n_global, rank, world)
+    mine = slice(rows.start + mine.start, rows.start + mine.stop)
+    user_input = setup.index.users(to_device(examples.owners[mine]), to_device(examples.cuts[mine]),
+                                   to_device(examples.skips[mine]))
+    if config.loss == "sampled_softmax":
+        batch = assemble_batch(user_input, setup.item_inputs, to_device(examples.titles[mine]),
+                               to_device(examples.titles[rows]), to_device(negatives), setup.log_q)
+        return batch, n_global
+    batch = assemble_batch(user_input, setup.item_inputs, to_device(examples.titles[mine]),
+                           to_device(negatives[mine]))
+    return batch, n_global * (1 + config.negative_rate)
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Adam:
@@ -277,51 +426,90 @@ def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, los
     optimizer.step()
 
 
+def to_device_array(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(device)
+
+
+def shard(n: int, rank: int, world: int) -> slice:
+    """Rank's contiguous share of n rows (the first n % world ranks get one more)."""
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (1 if rank < extra else 0))
+
+
+def ddp_wrap(module: nn.Module) -> nn.Module:
+    """DDP without per-step buffer syncs: the buffers (ID vocabularies, input statistics) are built identically
+    on every rank and never change in training."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    try:
+        return DistributedDataParallel(module, forward_sync_buffers=False)
+    except TypeError:  # torch before forward_sync_buffers
+        return DistributedDataParallel(module, broadcast_buffers=False)
+
+
 def train_variant(variant: str, items: ItemFeatures, users: UserData, positives: Interactions,
                   config: TrainConfig = TrainConfig(), on_progress: Callable[[dict], None] | None = None,
-                  **model_overrides) -> TrainResult:
+                  distributed: bool = False, **model_overrides) -> TrainResult:
     """Build `variant` (initialised from config.seed) and train it."""
     model = build_model(variant, items, users, seed=config.seed, **model_overrides)
-    return train(model, items, users, positives, config, on_progress)
+    return train(model, items, users, positives, config, on_progress, distributed=distributed)
 
 
 def train(model: TwoTowerModel, items: ItemFeatures, users: UserData, positives: Interactions,
-          config: TrainConfig = TrainConfig(), on_progress: Callable[[dict], None] | None = None) -> TrainResult:
-    """Train `model` (built by variants.build_model on these items/users) on history `users` -> `positives`.
-    The model is trained in place and returned in the result, best validation epoch restored, on the CPU.
+          config: TrainConfig = TrainConfig(), on_progress: Callable[[dict], None] | None = None,
+          distributed: bool = False) -> TrainResult:
+    """Train `model` (built by variants.build_model on these items/users) on history `users` -> `positives`, in
+    place; returned in the result with the best validation epoch restored, on the CPU.
 
-    Deterministic on the CPU for a fixed config.seed: all randomness (validation split, batch order, negatives)
-    comes from one numpy SeedSequence, and the batch order is fixed."""
+    `distributed`: this process is one rank of the initialised default process group; each global batch is cut
+    into one shard of rows per rank, DDP averages the gradients, and every draw is made identically on every rank,
+    so the weights equal single-process training up to floating-point summation order."""
     started = time.perf_counter()
+    world = dist.get_world_size() if distributed and dist.is_initialized() else 1
+    rank = dist.get_rank() if world > 1 else 0
     device = resolve_device(config.device)
+    if device.type == "cuda" and distributed:
+        device = torch.device("cuda", torch.cuda.current_device())
     positives.validate(users.n_users, items.n_titles)
     if model.config.n_id_titles != int(items.id_known.sum()) or model.config.n_id_users != users.n_users:
         raise ValueError("the model's ID vocabularies were not built from these items/users (use build_model)")
-    rate = config.negative_rate
+    softmax = config.loss == "sampled_softmax"
     model = model.to(device)
     setup = prepare_training(model, items, users, positives, config, device)
-    item_inputs, user_inputs, pool, watched = setup.item_inputs, setup.user_inputs, setup.pool, setup.watched
-    train_users, train_owners, train_titles = setup.train_users, setup.train_owners, setup.train_titles
-    val_users, val_titles, val_negatives = setup.val_users, setup.val_titles, setup.val_negatives
-    val_tensors = [torch.from_numpy(a).to(device) for a in (val_users, val_titles, val_negatives)]
+    index, item_inputs, pool, watched = setup.index, setup.item_inputs, setup.pool, setup.watched
+    loss_module = LossModule(model)
+    step_module = ddp_wrap(loss_module) if world > 1 else loss_module
+    types = model.item_tower.type_names
+    cold_columns = ColdColumns(to_device_array(items.interaction_columns, device),
+                               to_device_array(items.no_views_columns, device))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def all_sum(values: list[float]) -> list[float]:
+        if world == 1:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
 
     def validation_loss() -> float:
-        if len(val_users) == 0:
+        val = setup.validation
+        if len(val) == 0:
             return float("nan")
         model.eval()
-        total = 0.0
+        total, terms = 0.0, 0
         with torch.no_grad():
-            for start in range(0, len(val_users), config.batch_size * 4):
-                part = slice(start, start + config.batch_size * 4)
-                batch = assemble_batch(user_inputs, item_inputs, *(t[part] for t in val_tensors))
-                total += float(batch_loss(model, batch)) * batch.n_examples
+            for b, start in enumerate(range(0, len(val), config.batch_size)):
+                rows = slice(start, min(start + config.batch_size, len(val)))
+                batch, n_terms = build_batch(setup, config, val, setup.val_negatives[b] if softmax else setup.val_negatives, rows, rank, world)
+                total += float(loss_module(batch))
+                terms += n_terms
         model.train()
-        return total / (len(val_users) * (1 + rate))
+        return all_sum([total])[0] / terms
 
     optimizer = make_optimizer(model, config)
-    steps_taken = 0
-    rng = np.random.default_rng(setup.epoch_seed)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    order_seed, drop_seed = setup.epoch_seed.spawn(2)
+    rng, drop_rng = np.random.default_rng(order_seed), np.random.default_rng(drop_seed)
     history: list[dict] = []
 
     def report(record: dict) -> None:
@@ -332,80 +520,77 @@ def train(model: TwoTowerModel, items: ItemFeatures, users: UserData, positives:
     initial_val = validation_loss()
     best_val, best_epoch, best_state = float("inf"), -1, None
     train_losses, val_losses = [], []
-    examples_seen, compute_s, assembly_s = 0, 0.0, 0.0
-    chunk = config.batch_size * config.sample_chunk_batches
-    n_batches = -(-len(train_users) // config.batch_size)
+    examples_seen, compute_s, assembly_s, steps_taken = 0, 0.0, 0.0, 0
     epochs_run, epochs_without_gain = 0, 0
+    has_val = len(setup.validation) > 0
     for epoch in range(config.epochs):
-        epoch_loss = torch.zeros((), device=device)
-        epoch_examples, step, last_report = 0, 0, time.perf_counter()
-        order = rng.permutation(len(train_users))
-        for chunk_start in range(0, len(order), chunk):
+        epoch_loss, epoch_terms, step, last_report = 0.0, 0, 0, time.perf_counter()
+        examples = Examples.concat([setup.labels, draw_per_user(rng, setup.next_watch, config.next_watch_per_user)])
+        examples = examples.take(rng.permutation(len(examples)))
+        n_batches = -(-len(examples) // config.batch_size)
+        chunk = config.batch_size * config.sample_chunk_batches
+        for chunk_start in range(0, len(examples), chunk):
             t0 = time.perf_counter()
-            picked = order[chunk_start: chunk_start + chunk]
-            negatives = sample_negatives(rng, train_owners[picked], rate, pool, watched, items.n_titles)
-            chunk_users = torch.from_numpy(train_users[picked]).to(device)
-            chunk_titles = torch.from_numpy(train_titles[picked]).to(device)
-            chunk_negatives = torch.from_numpy(negatives).to(device)
+            part = examples.take(np.arange(chunk_start, min(chunk_start + chunk, len(examples))))
+            if softmax:
+                n_chunk_batches = -(-len(part) // config.batch_size)
+                negatives = pool[rng.integers(0, len(pool), size=(n_chunk_batches, config.mixed_negatives))]
+            else:
+                negatives = sample_negatives(rng, part.owners, config.negative_rate, pool, watched, items.n_titles)
             assembly_s += time.perf_counter() - t0
-            for start in range(0, len(picked), config.batch_size):
+            for b, start in enumerate(range(0, len(part), config.batch_size)):
                 t0 = time.perf_counter()
-                part = slice(start, start + config.batch_size)
-                batch = assemble_batch(user_inputs, item_inputs, chunk_users[part], chunk_titles[part],
-                                       chunk_negatives[part])
+                rows = slice(start, min(start + config.batch_size, len(part)))
+                batch, n_terms = build_batch(setup, config, part, negatives[b] if softmax else negatives, rows,
+                                             rank, world)
+                if config.id_dropout or config.modality_dropout:
+                    draws = drop_rng.random((4, items.n_titles))[:, batch.title_rows.cpu().numpy()]
+                    batch.items = drop_item_inputs(batch.items, draws, types, config.id_dropout,
+                                                   config.modality_dropout, cold_columns)
                 sync()
                 t1 = time.perf_counter()
-                loss = batch_loss(model, batch)
+                loss = step_module(batch) * (world / n_terms)
                 optimizer_step(model, optimizer, loss, config, steps_taken)
                 steps_taken += 1
-                epoch_loss += loss.detach() * batch.n_examples
+                epoch_loss += float(loss.detach()) * n_terms / world
                 sync()
                 t2 = time.perf_counter()
                 assembly_s += t1 - t0
                 compute_s += t2 - t1
-                epoch_examples += batch.n_examples
-                examples_seen += batch.n_examples
+                epoch_terms += n_terms
                 step += 1
                 if t2 - last_report >= config.progress_every_s:
                     last_report = t2
                     report({"event": "progress", "epoch": epoch, "step": step, "steps_per_epoch": n_batches,
-                            "train_loss": float(epoch_loss) / epoch_examples, "val_loss": None,
-                            "examples_per_second": examples_seen / max(compute_s + assembly_s, 1e-12)})
+                            "train_loss": all_sum([epoch_loss])[0] / epoch_terms if world == 1 else None,
+                            "val_loss": None,
+                            "examples_per_second": (examples_seen + epoch_terms) / max(compute_s + assembly_s,
+                                                                                       1e-12)})
+        examples_seen += epoch_terms
         epochs_run += 1
-        train_losses.append(float(epoch_loss) / epoch_examples)
+        train_losses.append(all_sum([epoch_loss])[0] / epoch_terms)
         val = validation_loss()
-        if len(val_users):
+        if has_val:
             val_losses.append(val)
-        # without validation users the last epoch counts as the best
-        score = val if len(val_users) else -epoch
+        score = val if has_val else -epoch  # without validation users the last epoch counts as the best
         if score < best_val - config.min_improvement:
             best_val, best_epoch, epochs_without_gain = score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             epochs_without_gain += 1
-        report({"event": "epoch", "epoch": epoch, "step": step, "steps_per_epoch": n_batches,
-                "train_loss": train_losses[-1], "val_loss": val if len(val_users) else None,
+        report({"event": "epoch", "epoch": epoch, "step": step, "steps_per_epoch": n_batches, "rank": rank,
+                "world_size": world, "train_loss": train_losses[-1], "val_loss": val if has_val else None,
                 "examples_per_second": examples_seen / max(compute_s + assembly_s, 1e-12)})
-        if len(val_users) and epochs_without_gain >= config.patience:
+        if has_val and epochs_without_gain >= config.patience:
             break
 
     model.load_state_dict(best_state)
     model = model.cpu().eval()
     return TrainResult(
-        model=model,
-        train_loss=train_losses,
-        val_loss=val_losses,
-        initial_val_loss=initial_val,
-        best_val_loss=best_val if len(val_users) else float("nan"),
-        best_epoch=best_epoch,
-        epochs_run=epochs_run,
-        examples_seen=examples_seen,
-        wall_seconds=time.perf_counter() - started,
+        model=model, train_loss=train_losses, val_loss=val_losses, initial_val_loss=initial_val,
+        best_val_loss=best_val if has_val else float("nan"), best_epoch=best_epoch, epochs_run=epochs_run,
+        examples_seen=examples_seen, wall_seconds=time.perf_counter() - started,
         examples_per_second=examples_seen / max(compute_s + assembly_s, 1e-12),
-        parameter_count=model.parameter_count(),
-        compute_seconds=compute_s,
-        assembly_seconds=assembly_s,
-        device=str(device),
-        history=history,
+        parameter_count=model.parameter_count(), compute_seconds=compute_s, assembly_seconds=assembly_s,
+        device=str(device) if world == 1 else f"{device} x{world}", history=history,
     )
-

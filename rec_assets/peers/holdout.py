@@ -33,6 +33,7 @@ import torch
 
 from rec_assets.datasets import WeekData
 from rec_assets.evaluation.baselines import random_top_k
+from rec_assets.features.categorical import interaction_columns
 from rec_assets.evaluation.metrics import user_auc, user_hits
 from rec_assets.evaluation.scoring import CSR, top_k
 from rec_assets.evaluation.week import history_exclusion, remap_truth, subset_users
@@ -59,10 +60,8 @@ class PopularityColumns:
 
 def popularity_columns(vocabulary: pd.DataFrame) -> PopularityColumns:
     """From the categorical artifact's ``vocabulary`` frame (field, value, column): every ``popularity_*`` column."""
-    popular = vocabulary[vocabulary["field"].astype(str).str.startswith("popularity")]
-    no_views = popular["value"].astype(str) == "no_views"
-    return PopularityColumns(tuple(int(c) for c in popular.loc[~no_views, "column"]),
-                             tuple(int(c) for c in popular.loc[no_views, "column"]))
+    bins, no_views = interaction_columns(vocabulary)
+    return PopularityColumns(tuple(int(c) for c in bins), tuple(int(c) for c in no_views))
 
 
 @dataclass

@@ -14,8 +14,8 @@ from dagster import AssetExecutionContext, PipesSubprocessClient, asset, materia
 from rec_assets.defs.distributed import DistributedTrainingResource, run_torchrun
 from rec_assets.model.checkpoint import file_sha256, load_checkpoint
 from rec_assets.model.data import make_synthetic
-from rec_assets.model.distributed import _shard, check_supported, load_problem, save_problem
-from rec_assets.model.train import TrainConfig, train_variant
+from rec_assets.model.distributed import load_problem, save_problem
+from rec_assets.model.train import TrainConfig, shard, train_variant
 
 VARIANT = "attention_id"
 CONFIG = TrainConfig(epochs=2, batch_size=100, negative_rate=4, device="cpu", seed=3)
@@ -71,7 +71,12 @@ def test_two_processes_match_single_process_training(launched):
     # scale, so an entry whose gradient is ~0 (a ReLU unit off for most of a batch) steps by +-lr on rounding noise
     # alone and single entries drift by a few lr (measured: 9e-3 at most, 1% of a tensor's norm at most).
     distributed = load_checkpoint(root / "ck.pt").model.state_dict()
+    # Under the softmax the item tower's output bias adds u . b to every candidate of a row alike: its gradient is
+    # zero up to rounding, so Adam moves it on noise alone (0.018 apart here); it changes no ranking.
+    skipped = {"item_tower.output.bias"} if CONFIG.loss == "sampled_softmax" else set()
     for name, weights in single.model.state_dict().items():
+        if name in skipped:
+            continue
         if weights.is_floating_point():
             gap = float((distributed[name] - weights).norm())
             allowed = 0.03 * float(weights.norm()) + 1e-4 * weights.numel() ** 0.5
@@ -83,7 +88,7 @@ def test_two_processes_match_single_process_training(launched):
 def test_shards_cover_a_batch_once_even_when_uneven():
     for n in (0, 1, 5, 100):
         for world in (1, 2, 3):
-            rows = [i for r in range(world) for i in range(n)[_shard(n, r, world)]]
+            rows = [i for r in range(world) for i in range(n)[shard(n, r, world)]]
             assert rows == list(range(n))
 
 
@@ -94,10 +99,3 @@ def test_the_training_problem_round_trips(tmp_path):
     assert np.array_equal(items.synopsis, p.train_items.synopsis) and items.categorical_width == p.train_items.categorical_width
     assert users.feature_cardinalities == p.train_users.feature_cardinalities
     assert np.array_equal(positives.title_rows, p.train_positives.title_rows)
-
-
-def test_an_option_the_distributed_loop_does_not_implement_is_refused(monkeypatch):
-    check_supported(CONFIG)
-    monkeypatch.setattr("rec_assets.model.distributed.SUPPORTED_CONFIG", frozenset({"seed"}))
-    with pytest.raises(ValueError, match="does not implement"):
-        check_supported(CONFIG)

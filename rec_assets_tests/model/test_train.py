@@ -8,8 +8,11 @@ import pytest
 import torch
 
 from rec_assets.model.checkpoint import scores
-from rec_assets.model.data import make_synthetic
-from rec_assets.model.train import TrainConfig, resolve_device, train, train_variant
+from rec_assets.model.data import Interactions, UserData, item_tensors, lookup, make_synthetic, user_tensors
+from rec_assets.model.train import (
+    ColdColumns, Examples, TrainConfig, assemble_batch, draw_per_user, drop_item_inputs, history_index,
+    log_expected_draws, prepare_training, resolve_device, train, train_variant,
+)
 from rec_assets.model.variants import build_model
 
 SMALL = dict(embedding_dim=32, modality_dim=16, attention_dim=16, history_dim=16, user_hidden_dim=32, history_len=20)
@@ -46,7 +49,9 @@ def cold_title_auc(score_matrix: np.ndarray, problem) -> float:
 
 
 def test_training_learns_and_ranks_never_seen_cold_titles_from_metadata(problem):
-    config = TrainConfig(epochs=10, batch_size=64, patience=3, seed=0, history_positives=0)  # Y positives only
+    # the paper's setup: Y positives only, BCE against uniform negatives
+    config = TrainConfig(epochs=10, batch_size=64, patience=3, seed=0, loss="bce", next_watch_per_user=0,
+                         id_dropout=0.0)
     records = []
     result = train_variant("attention_no_id", problem.train_items, problem.train_users, problem.train_positives,
                            config, on_progress=records.append, **SMALL)
@@ -149,7 +154,7 @@ def test_initial_logits_are_small_for_large_magnitude_inputs(variant, problem):
 
 def test_loss_decreases_on_large_magnitude_inputs(problem):
     items = unnormalised(problem)
-    config = TrainConfig(epochs=6, batch_size=64, patience=6, seed=0)
+    config = TrainConfig(epochs=6, batch_size=64, patience=6, seed=0, loss="bce")  # the BCE scale is known
     result = train_variant("concat_id", items, problem.train_users, problem.train_positives, config,
                            **{**SMALL, "embedding_dim": 128})
     assert result.initial_val_loss < 1.5
@@ -157,29 +162,145 @@ def test_loss_decreases_on_large_magnitude_inputs(problem):
     assert max(result.val_loss) < 2 * result.initial_val_loss  # no blow-up along the way
 
 
-def test_history_windows_cut_each_history_into_an_earlier_history_and_its_next_titles():
-    from rec_assets.model.data import UserData
-    from rec_assets.model.train import history_windows
-    users = UserData(user_ids=np.array([10, 11, 12]), feature_codes=np.zeros((3, 0), dtype=np.int64),
-                     feature_cardinalities=[], history_offsets=np.array([0, 5, 7, 8]),
-                     history_items=np.array([1, 2, 3, 4, 5, 6, 7, 8]))
-    windows = history_windows(users, eligible=np.array([0, 1, 2]), k=2, cuts=2)
-    (first, rows1, u1, t1), (second, rows2, u2, t2) = windows
-    assert rows1.tolist() == [0] and u1.tolist() == [0, 0] and t1.tolist() == [4, 5]  # user 1 has 2: none left
-    assert first.history_offsets.tolist() == [0, 3, 3, 3] and first.history_items.tolist() == [1, 2, 3]
-    assert rows2.tolist() == [0] and t2.tolist() == [2, 3] and second.history_items.tolist() == [1]
-    assert history_windows(users, eligible=np.array([1, 2]), k=2, cuts=1) == []
+def hand_made_users():
+    """Three users' X (title rows, oldest first); user 12 watched one title."""
+    return UserData(user_ids=np.array([10, 11, 12]), feature_codes=np.zeros((3, 0), dtype=np.int64),
+                    feature_cardinalities=[], history_offsets=np.array([0, 5, 7, 8]),
+                    history_items=np.array([1, 2, 3, 4, 5, 6, 7, 8]))
 
 
-def test_history_positives_add_examples_and_keep_training_deterministic(problem):
-    def run(k):
-        config = TrainConfig(epochs=1, batch_size=128, negative_rate=5, seed=0, history_positives=k, history_cuts=2)
+def hand_made_items(n=10):
+    return make_synthetic(n_users=5, n_titles=n, n_cold=1, seed=0).train_items
+
+
+def test_the_history_index_reads_each_example_against_the_right_watches():
+    users, items = hand_made_users(), hand_made_items()
+    vocab = np.sort(items.title_ids)
+    index = history_index(users, items, vocab, np.sort(users.user_ids), 4, torch.device("cpu"))
+    row = {int(t): int(r) for r, t in enumerate(vocab)}  # the history holds vocabulary rows, newest first
+    rows = [[row[int(items.title_ids[t])] for t in ts] + [-1] * (4 - len(ts)) for ts in ([3, 2, 1], [5, 4, 3, 2],
+                                                                                          [5, 4, 2, 1])]
+    owners, cuts, skips = torch.tensor([0, 0, 0]), torch.tensor([3, 5, 5]), torch.tensor([-1, -1, 2])
+    assert index.users(owners, cuts, skips).history.tolist() == rows  # a prefix; the last 4; all but position 2
+    full = user_tensors(users, items, vocab, np.sort(users.user_ids), 4)
+    everyone = index.users(torch.arange(3), torch.from_numpy(index.lengths), torch.full((3,), -1))
+    assert torch.equal(everyone.history, full.history)  # a Y label reads all of X, as scoring does
+
+
+def test_examples_come_from_x_and_y_only_and_never_read_their_own_title():
+    """The hand-made event set: X and Y of the training phase go in; Y' (the scoring week's labels) is a separate
+    set the loop is never given, and no example holds one of its pairs."""
+    users, items = hand_made_users(), hand_made_items()
+    y = Interactions(np.array([0, 1, 2]), np.array([9, 9, 0]))
+    y_prime = {(0, 7), (1, 0), (2, 3)}  # watched in the scoring week: never trained on
+    x_pairs = {(u, int(t)) for u in range(3)
+               for t in users.history_items[users.history_offsets[u]:users.history_offsets[u + 1]]}
+    model = build_model("attention_no_id", items, users, **SMALL)
+    for view in ("next_watch", "leave_one_out"):
+        config = TrainConfig(validation_share=0.0, history_view=view, next_watch_per_user=-1, loss="bce",
+                             negative_rate=1)
+        setup = prepare_training(model, items, users, y, config, torch.device("cpu"))
+        examples = Examples.concat([setup.labels, setup.next_watch])
+        pairs = set(zip(examples.owners.tolist(), examples.titles.tolist()))
+        assert pairs <= x_pairs | set(zip(y.user_rows.tolist(), y.title_rows.tolist())) and not pairs & y_prime
+        assert len(setup.next_watch) == 4 + 1  # every watch of X but each user's first
+        history = setup.index.users(torch.from_numpy(examples.owners), torch.from_numpy(examples.cuts),
+                                    torch.from_numpy(examples.skips)).history.numpy()
+        target_rows = lookup(np.sort(items.title_ids), items.title_ids[examples.titles])
+        from_x = [not (h == target_rows[i]).any() or view == "next_watch" and False
+                  for i, h in enumerate(history) if i >= len(setup.labels)]
+        assert all(from_x)  # an example from X never reads its own title
+
+
+def test_next_watch_examples_are_drawn_per_user_and_epoch_deterministically(problem):
+    def run(per_user, seed=0):
+        config = TrainConfig(epochs=1, batch_size=128, seed=seed, next_watch_per_user=per_user)
         return train_variant("attention_no_id", problem.train_items, problem.train_users, problem.train_positives,
                              config, **SMALL)
-    plain, extra, again = run(0), run(2), run(2)
+    plain, extra, again = run(0), run(3), run(3)
     train_users = int(0.9 * 300)
-    assert plain.examples_seen == train_users * 5 * 6
-    # every training user with a history longer than 2 (resp. 4) titles adds 2 positives per cut
-    assert plain.examples_seen < extra.examples_seen <= plain.examples_seen + 300 * 2 * 2 * 6
+    assert plain.examples_seen == train_users * 5  # softmax: one term per example
+    # every training user with a history adds 3 examples (the synthetic histories hold 20 watches)
+    assert extra.examples_seen == plain.examples_seen + 3 * (train_users - 5) or \
+        plain.examples_seen + 3 * (train_users - 5) <= extra.examples_seen <= plain.examples_seen + 3 * train_users
     for a, b in zip(extra.model.state_dict().values(), again.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_draw_per_user_keeps_at_most_k_of_each_user_without_repeats():
+    candidates = Examples(np.repeat([0, 1, 2], [5, 1, 3]), np.arange(9), np.full(9, -1), np.arange(9))
+    drawn = draw_per_user(np.random.default_rng(0), candidates, 2)
+    assert np.bincount(drawn.owners).tolist() == [2, 1, 2]
+    assert len(set(drawn.titles.tolist())) == len(drawn)
+    assert len(draw_per_user(np.random.default_rng(0), candidates, -1)) == 9
+
+
+def test_the_logq_term_is_the_log_of_the_expected_in_batch_and_uniform_draws(problem):
+    frequency = np.array([0.5, 0.25, 0.25, 0.0])
+    expected = np.log(np.array([0.5, 0.25, 0.25, 0.0]) * 8 + 4 / 4 + 1e-12)
+    assert np.allclose(log_expected_draws(frequency, batch_size=8, mixed=4, pool_size=4), expected)
+    config = TrainConfig(batch_size=64, mixed_negatives=32, next_watch_per_user=0, validation_share=0.0)
+    model = build_model("attention_no_id", problem.train_items, problem.train_users, **SMALL)
+    setup = prepare_training(model, problem.train_items, problem.train_users, problem.train_positives, config,
+                             torch.device("cpu"))
+    counts = np.bincount(problem.train_positives.title_rows, minlength=problem.train_items.n_titles)
+    q = 64 * counts / counts.sum() + 32 / len(setup.pool)
+    assert np.allclose(setup.log_q.numpy(), np.log(q + 1e-12), atol=1e-5)
+    batch = assemble_batch(setup.index.users(torch.tensor([0, 1]), torch.tensor([3, 3]), torch.tensor([-1, -1])),
+                           setup.item_inputs, torch.tensor([4, 5]), torch.tensor([4, 5]), torch.tensor([4, 6]),
+                           setup.log_q)
+    assert batch.title_rows.tolist() == [4, 5, 6] and batch.item_index.tolist() == [0, 1]
+    assert torch.equal(batch.log_q, setup.log_q[torch.tensor([4, 5, 6])])
+
+
+def test_id_dropout_presents_the_stated_share_of_titles_as_cold_ones():
+    items = make_synthetic(n_users=5, n_titles=4000, n_cold=1, seed=0).train_items
+    tensors = item_tensors(items, np.sort(items.title_ids))
+    cold = ColdColumns(interaction=torch.tensor([0, 1]), no_views=torch.tensor([27]))  # stand-ins
+    draws = np.random.default_rng(0).random((4, len(tensors)))
+    dropped = drop_item_inputs(tensors, draws, ["id", "categorical", "synopsis"], 0.3, 0.0, cold)
+    zeroed = (dropped.id_rows < 0).numpy() & (tensors.id_rows >= 0).numpy()
+    assert abs(zeroed.mean() - 0.3) < 0.03
+    new_rows = np.repeat(np.arange(len(tensors)), np.diff(dropped.categorical_offsets.numpy()))
+    cold_columns = dropped.categorical_indices.numpy()
+    assert set(np.flatnonzero(zeroed)) <= set(new_rows[cold_columns == 27])  # each cold one gets no_views
+    assert not np.isin(cold_columns[np.isin(new_rows, np.flatnonzero(zeroed))], [0, 1]).any()  # and loses its bins
+    kept = ~zeroed
+    before = np.repeat(np.arange(len(tensors)), np.diff(tensors.categorical_offsets.numpy()))
+    assert np.array_equal(cold_columns[np.isin(new_rows, np.flatnonzero(kept))],
+                          tensors.categorical_indices.numpy()[np.isin(before, np.flatnonzero(kept))])
+
+
+def test_modality_dropout_drops_each_type_at_its_rate_and_never_empties_a_title():
+    items = make_synthetic(n_users=5, n_titles=4000, n_cold=1, missing_share=0.0, seed=0).train_items
+    tensors = item_tensors(items, np.sort(items.title_ids))
+    no_cold = ColdColumns(torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64))
+    draws = np.random.default_rng(1).random((4, len(tensors)))
+    dropped = drop_item_inputs(tensors, draws, ["categorical", "synopsis", "cover_art"], 0.0, 0.4, no_cold)
+    present = np.stack([np.diff(dropped.categorical_offsets.numpy()) > 0, dropped.synopsis_present.numpy(),
+                        dropped.cover_art_present.numpy()])
+    assert present.any(0).all()
+    all_dropped = (draws[:3] < 0.4).all(0)  # such titles keep every type
+    assert present[:, all_dropped].all()
+    assert np.allclose(1 - present[:, ~all_dropped].mean(1), 0.4 * (1 - 0.4 ** 2) / (1 - 0.4 ** 3) * 1.0, atol=0.04)
+
+
+def test_bce_and_sampled_softmax_both_learn_to_rank_cold_titles(problem):
+    for loss in ("bce", "sampled_softmax"):
+        config = TrainConfig(epochs=8, batch_size=64, patience=3, seed=0, loss=loss, negative_rate=10)
+        result = train_variant("attention_no_id", problem.train_items, problem.train_users, problem.train_positives,
+                               config, **SMALL)
+        # bce starts near 0.69 per pair; the softmax near log(candidates): 0.5 nats less is 40 % more mass on the positive
+        assert result.best_val_loss < (0.8 * result.initial_val_loss if loss == "bce" else
+                                       result.initial_val_loss - 0.5), loss
+        auc = cold_title_auc(scores(result.model, problem.score_users, problem.score_items), problem)
+        assert auc > 0.65, (loss, auc)
+
+
+def test_dropout_options_keep_training_deterministic(problem):
+    def weights():
+        config = TrainConfig(epochs=1, batch_size=128, seed=3, id_dropout=0.5, modality_dropout=0.3)
+        return train_variant("attention_id", problem.train_items, problem.train_users, problem.train_positives,
+                             config, **SMALL).model.state_dict()
+    first, second = weights(), weights()
+    assert all(torch.equal(first[k], second[k]) for k in first)
