@@ -42,7 +42,7 @@ from rec_assets.peers.adapters import (
     fit_and_evaluate, not_applicable_frame, training_set, user_values,
 )
 from rec_assets.model.train import TrainConfig
-from rec_assets.model.variants import VARIANTS
+from rec_assets.model.variants import ABLATIONS, VARIANTS
 from rec_assets.peers.holdout import (
     PopularityColumns, evaluate_lightfm_holdout, holdout_split, lightfm_holdout_split,
 )
@@ -299,8 +299,8 @@ def compare_lightfm_holdout(
 # --- reports -------------------------------------------------------------------------------------------------------
 
 SYSTEM_ORDER = ("oracle_all", "oracle_metadata", "synopsis", "cover_art", "categorical", "ncf_extension",
-                "concat_no_id", "attention_no_id", "concat_id", "attention_id", "lightfm", "als", "bpr", "popularity",
-                "random")
+                "concat_no_id", "attention_no_id", *ABLATIONS, "concat_id", "attention_id", "lightfm", "als", "bpr",
+                "popularity", "random")
 LABELS = {"als": "implicit ALS", "bpr": "implicit BPR", "lightfm": "LightFM (WARP, features)",
           "oracle_all": "oracle (all factors)", "oracle_metadata": "oracle (metadata)"}
 
@@ -667,6 +667,21 @@ def _checkpoints(artifacts: Path, week: str, recorded_seconds: Mapping[str, tupl
     return paths, seconds, skipped
 
 
+def mean_attention(paths: Mapping[str, str], score: WeekData) -> dict[str, dict[str, dict[str, float]]]:
+    """variant -> category -> metadata type -> mean attention weight over the week's titles (Figure 4's means),
+    for the attention variants among the checkpoints ``paths``."""
+    from rec_assets.model.checkpoint import attention_weights, load_checkpoint
+
+    out = {}
+    for variant, path in paths.items():
+        if VARIANTS[variant].fusion != "attention" or len(VARIANTS[variant].item_types) < 2:
+            continue
+        weights, types = attention_weights(load_checkpoint(path).model, score.items)
+        out[variant] = {category: dict(zip(types, map(float, weights[mask].mean(0))))
+                        for category, mask in (("movie", ~score.items.is_tv), ("tv", score.items.is_tv)) if mask.any()}
+    return out
+
+
 def recorded_training(dagster_home: Path, week: str, variants: Sequence[str]) -> dict[str, tuple[str, float]]:
     """variant -> (sha256, wall_seconds) of the latest materialisation of ``tower_checkpoint_<variant>`` for
     ``week`` in the Dagster instance at ``dagster_home`` (the tower assets record both); empty without one.
@@ -792,6 +807,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ablation-encoders", default="all",
                         help="encoders of --encoder-ablation, e.g. word2vec,glove50,minilm,efficientnet_lite0,"
                              "efficientnet_lite0-random (default: all)")
+    parser.add_argument("--type-ablation", action="store_true",
+                        help="also retrain attention w/o ID with each metadata type removed (model.variants.ABLATIONS) "
+                             "on every week's training phase: weekly protocols, compared with attention_no_id")
     parser.add_argument("--ablation-seeds", type=int, default=0,
                         help="seeds 0..N-1 of the ablation's LightFM protocol (default 0: those of --seeds)")
     args = parser.parse_args(argv)
@@ -848,6 +866,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    seeds=list(range(args.ablation_seeds)) if args.ablation_seeds else seeds,
                                    share=args.holdout_share, k=args.k)
 
+    ablation_peers = [f"two_tower:{v}" for v in ABLATIONS] if args.type_ablation else []
     # A private copy of the warehouse: the platform may be writing to it, and a read-only connection needs no lock.
     with tempfile.TemporaryDirectory(prefix="rec_compare_") as tmp:
         copy = Path(tmp) / "warehouse.duckdb"
@@ -857,7 +876,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tune_week = args.tune_week or weeks[0]
             tuning: dict[str, dict] = {}
             configs: dict[str, Any] = {f"two_tower:{v}": TwoTowerConfig(v, PLATFORM_TRAINING, args.threads)
-                                       for v in holdout_variants}
+                                       for v in [*holdout_variants, *(p.split(":", 1)[1] for p in ablation_peers)]}
             if args.grid != "none":
                 tune_train, _, _ = _week_inputs(conn, artifacts, tune_week, lengths)
                 for peer in peers:
@@ -869,7 +888,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"tuned {peer} on {tune_week} X->Y in {result.seconds:.1f} s: "
                           f"{config_dict(result.chosen)}", flush=True)
             frames, week_info, weekly_users, encoders = [], {}, [], set()
-            lightfm_means = lightfm_users = None
+            lightfm_means = lightfm_users = last_attention = None
             lightfm_info: dict = {}
             for week in weeks:
                 t0 = time.perf_counter()
@@ -881,7 +900,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 paths = {v: path for v, path in paths.items() if v in variants}
                 info: dict = {"checkpoints": sorted(paths), "checkpoints_skipped": skipped}
                 users: list[pd.DataFrame] = []
-                frame = compare_week(train, score, peers=peers, holdout_peers=holdout_peers, configs=configs,
+                frame = compare_week(train, score, peers=[*peers, *ablation_peers], holdout_peers=holdout_peers,
+                                     configs=configs,
                                      protocols=weekly_protocols,
                                      checkpoints=paths, checkpoint_train_seconds=seconds,
                                      popularity=popularity_columns(vocabulary), holdout_share=args.holdout_share,
@@ -910,6 +930,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  weekly_checkpoints=set(paths) if "standard" in weekly_protocols else set(),
                                  lightfm_variants=set(holdout_variants) if "lightfm_holdout" in protocols else set())
                     info["encoder_ablation_seconds"] = round(time.perf_counter() - t1, 2)
+                if week == weeks[-1]:
+                    last_attention = mean_attention(paths, score)
                 week_info[week] = {**info, "seconds": round(time.perf_counter() - t0, 2)}
                 print(f"week {week}: {len(frame)} rows in {time.perf_counter() - t0:.1f} s"
                       + (f"; skipped checkpoints: {len(skipped)}" if skipped else ""), flush=True)
@@ -924,6 +946,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  n_resamples=args.resamples, seed=args.seed)
     compared = comparisons(long, [v for v in VARIANTS if v in variants or v in holdout_variants], args.k,
                            n_resamples=args.resamples, seed=args.seed)
+    from rec_assets.bench.paper_findings import findings_markdown, paper_findings
+
+    findings = paper_findings(long, args.k, attention_means=last_attention, n_resamples=args.resamples,
+                              seed=args.seed)
+    if ablation_peers:
+        compared += comparisons(long, list(ABLATIONS), args.k, opponents=("attention_no_id",),
+                                n_resamples=args.resamples, seed=args.seed)
     ablation_part: dict = {}
     if ablation is not None:
         from rec_assets.bench.encoder_ablation import ablation_markdown
@@ -953,11 +982,12 @@ def main(argv: Sequence[str] | None = None) -> int:
          "lightfm_holdout": {"splits": lightfm_info,
                              "per_seed": _nan_to_none(lightfm_means.to_dict(orient="records"))
                              if lightfm_means is not None else []},
-         "pooled": records, "comparisons": compared,
+         "pooled": records, "comparisons": compared, "paper_findings": findings, "attention_means": last_attention,
          "encoder_ablation": {k_: v for k_, v in ablation_part.items() if k_ != "markdown"} or None},
         indent=1, default=_json_default) + "\n")
     (out / "compare.md").write_text(results_markdown(results, tuning, settings, args.k) + "\n"
                                     + pooled_markdown(records, compared, encoder_label)
+                                    + "\n" + findings_markdown(findings, dataset)
                                     + ("\n" + ablation_part["markdown"] if ablation_part.get("markdown") else ""))
     cold_start = Path(args.cold_start) if args.cold_start else out / "cold_start.json"
     write_cold_start(cold_start, dataset, records)

@@ -16,15 +16,14 @@ from collections.abc import Mapping
 import pandas as pd
 
 from rec_assets.evaluation.intervals import paired_difference
+from rec_assets.model.variants import VARIANTS
 
 __all__ = ["HOLDS", "NOT_HOLD", "NOT_MEASURED", "NOT_SEPARABLE", "TWO_TOWER", "findings_markdown", "paper_findings"]
 
 HOLDS, NOT_HOLD, NOT_SEPARABLE, NOT_MEASURED = "holds", "does not hold", "not separable", "not measured"
 CATEGORIES = ("movie", "tv")
 KEYS = ["scoring_week", "seed", "user_id"]
-# The two-tower variants of the paper's tables (``model.variants.VARIANTS``), spelt out so this module stays light.
-TWO_TOWER = ("synopsis", "cover_art", "categorical", "ncf_extension", "concat_no_id", "attention_no_id", "concat_id",
-             "attention_id")
+TWO_TOWER = tuple(VARIANTS)  # the two-tower variants of the paper's tables
 WARM_COLD = ("weekly_warm", "weekly_cold")
 
 

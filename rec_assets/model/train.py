@@ -3,7 +3,7 @@
 An example is (user, history prefix, title): the user tower reads the user's watches before the title, the item
 tower the title. Y labels are examples with all of X as history (the paper's setup); `next_watch_per_user` adds,
 each epoch, that many watches of X per training user as next-watch examples (YouTube-DNN). Only X and Y reach
-training. Losses, negatives, ID and modality dropout: docs/design/cold_start_training.md. Every random draw comes
+training. Losses, negatives, ID and modality dropout, and what each measured: model/training.md. Every draw comes
 from one numpy SeedSequence, so the same seed gives the same weights on the CPU.
 """
 

@@ -37,10 +37,27 @@ VARIANTS: dict[str, VariantConfig] = {v.name: v for v in (
 )}
 
 
+#: attention w/o ID with one metadata type removed: the ablation of ``make compare`` (``--type-ablation``), trained
+#: by the comparison only (no graph asset)
+ABLATIONS: dict[str, VariantConfig] = {
+    f"attention_no_id_without_{t}": VariantConfig(f"attention_no_id_without_{t}", tuple(m for m in METADATA if m != t),
+                                                  "attention", description=f"attention w/o ID, {t} removed")
+    for t in METADATA
+}
+
+
+def variant_config(name: str) -> VariantConfig:
+    """A Table 1 variant or an ablation, by name."""
+    found = VARIANTS.get(name) or ABLATIONS.get(name)
+    if found is None:
+        raise KeyError(f"unknown variant {name!r}; known: {', '.join([*VARIANTS, *ABLATIONS])}")
+    return found
+
+
 def model_config(variant: str | VariantConfig, items: ItemFeatures, users: UserData, **overrides) -> ModelConfig:
     """The ModelConfig of `variant` sized for the training data; `overrides` set any other ModelConfig field
     (embedding_dim, history_len, ...)."""
-    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    v = variant_config(variant) if isinstance(variant, str) else variant
     config = ModelConfig(
         n_id_titles=int(items.id_known.sum()),
         n_id_users=users.n_users,

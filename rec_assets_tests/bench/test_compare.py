@@ -11,13 +11,13 @@ import pytest
 from dagster import AssetKey, AssetMaterialization, DagsterInstance
 
 from rec_assets.bench.compare import (
-    PLATFORM_TRAINING, RECORD_KEYS, _checkpoints, main, recorded_training, write_cold_start,
+    PLATFORM_TRAINING, RECORD_KEYS, _checkpoints, main, record_system, recorded_training, write_cold_start,
 )
 from rec_assets.definitions import defs
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.towers import TrainingResource
 from rec_assets.model.checkpoint import file_sha256
-from rec_assets.model.variants import VARIANTS
+from rec_assets.model.variants import ABLATIONS, VARIANTS
 
 WEEK = SCORING_WEEKS.get_last_partition_key()
 PEERS = ("als", "bpr", "lightfm")
@@ -31,7 +31,7 @@ def compared(materialised, rec_home, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
     assert main(["--rec-home", str(rec_home), "--weeks", WEEK, "--grid", "small", "--threads", "1",
                  "--holdout-two-tower", "attention_no_id", "--seeds", "2", "--resamples", "500",
-                 "--out", str(out)]) == 0
+                 "--type-ablation", "--out", str(out)]) == 0
     return (json.loads((out / "compare.json").read_text()), (out / "compare.md").read_text(),
             json.loads((out / "cold_start.json").read_text()))
 
@@ -148,8 +148,8 @@ def test_pooled_values_of_one_week_are_the_weekly_metrics(compared):
         if r["protocol"] != "weekly_warm" or r["value"] is None:
             continue
         metric = {"p@6": "precision", "r@6": "recall"}[r["metric"]]
-        [row] = _rows(results, system=r["system"], protocol="standard", candidate_set="warm", category=r["category"],
-                      metric=metric)
+        [row] = [x for x in _rows(results, protocol="standard", candidate_set="warm", category=r["category"],
+                                  metric=metric) if record_system(x["system"]) == r["system"]]
         assert r["value"] == pytest.approx(row["value"], abs=1e-12)
         assert r["n_users"] == row["evaluated_users"] == r["n_pairs"]
 
@@ -158,7 +158,9 @@ def test_comparisons_are_paired_with_a_verdict(compared):
     compared_rows = compared[0]["comparisons"]
     assert compared_rows and "## Comparisons" in compared[1] and "lightfm_holdout, all" in compared[1]
     for c in compared_rows:
-        assert c["opponent"] in ("lightfm", "popularity", "random")
+        # the peers, or the full model for a type-ablation variant
+        assert c["opponent"] in (("attention_no_id",) if c["variant"] in ABLATIONS else ("lightfm", "popularity",
+                                                                                             "random"))
         assert c["verdict"] in {"not separable", "n/a", f"{c['variant']} beats {c['opponent']}",
                                 f"{c['opponent']} beats {c['variant']}"}
     holdout = [c for c in compared_rows if c["protocol"] == "weekly_holdout" and c["opponent"] == "popularity"]
@@ -214,3 +216,26 @@ def test_oracle_rows_get_per_user_intervals_and_equal_the_stored_ones(compared):
     oracle = [r for r in records if r["system"] in ("oracle_metadata", "oracle_all")]
     assert {r["protocol"] for r in oracle} == {"weekly_cold"}
     assert all(r["ci_low"] is not None for r in oracle if r["value"] is not None and r["n_users"] > 1)
+
+
+def test_the_type_ablation_retrains_attention_without_each_type_and_compares_it_with_the_full_model(compared):
+    report, markdown, cold_start = compared
+    for variant in ABLATIONS:
+        rows = [r for r in cold_start if r["system"] == variant and r["protocol"] == "weekly_cold"]
+        assert rows and all(r["ci_low"] is not None for r in rows if r["metric"] == "p@6"), variant
+        paired = [c for c in report["comparisons"] if c["variant"] == variant and c["opponent"] == "attention_no_id"]
+        assert {c["protocol"] for c in paired} >= {"weekly_warm", "weekly_cold"}
+        assert all(c["verdict"] for c in paired)
+    assert not [r for r in cold_start if r["system"] in ABLATIONS and r["protocol"] == "lightfm_holdout"]
+
+
+def test_the_paper_findings_are_judged_from_the_run_and_reported(compared):
+    report, markdown, _ = compared
+    findings = report["paper_findings"]
+    assert {f["finding"] for f in findings} >= {"categorical_best_single_type", "attention_beats_concat",
+                                                "attention_id_best_warm", "attention_no_id_best_cold",
+                                                "cover_art_lowest_attention"}
+    assert all(f["verdict"] in ("holds", "does not hold", "not separable", "not measured") for f in findings)
+    weights = report["attention_means"]["attention_no_id"]["movie"]
+    assert set(weights) == {"categorical", "synopsis", "cover_art"} and abs(sum(weights.values()) - 1) < 1e-3
+    assert "## The paper's findings on simulator" in markdown
