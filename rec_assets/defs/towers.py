@@ -59,6 +59,8 @@ class TrainingResource(ConfigurableResource):
                       "negatives, logQ-corrected) or bce (the paper's, negative_rate uniform negatives).")
     next_watch_per_user: int = Field(default=32, description="Examples drawn from X per user and epoch besides the Y "
                                      "labels (0: Y only, the paper's setup; -1: every watch).")
+    max_history_examples: int = Field(default=400_000, description="At most this many examples from X per epoch "
+                                      "(uniform subsample beyond; 0: no cap).")
     history_view: str = Field(default="leave_one_out", description="What the user tower reads for an example "
                               "from X: leave_one_out (every other watch) or next_watch (the watches before it).")
     id_dropout: float = Field(default=0.3, description="Share of each batch's titles trained as cold ones: ID "
@@ -78,6 +80,7 @@ class TrainingResource(ConfigurableResource):
             patience=self.patience,
             loss=self.loss,
             next_watch_per_user=self.next_watch_per_user,
+            max_history_examples=self.max_history_examples,
             history_view=self.history_view,
             id_dropout=self.id_dropout,
             modality_dropout=self.modality_dropout,

@@ -227,6 +227,13 @@ def test_next_watch_examples_are_drawn_per_user_and_epoch_deterministically(prob
         assert torch.equal(a, b)
 
 
+def test_an_epoch_draws_at_most_max_history_examples_from_x(problem):
+    config = TrainConfig(epochs=1, batch_size=128, next_watch_per_user=-1, max_history_examples=500)
+    result = train_variant("attention_no_id", problem.train_items, problem.train_users, problem.train_positives,
+                           config, **SMALL)
+    assert result.examples_seen == int(0.9 * 300) * 5 + 500
+
+
 def test_draw_per_user_keeps_at_most_k_of_each_user_without_repeats():
     candidates = Examples(np.repeat([0, 1, 2], [5, 1, 3]), np.arange(9), np.full(9, -1), np.arange(9))
     drawn = draw_per_user(np.random.default_rng(0), candidates, 2)
