@@ -124,6 +124,7 @@ def compare_week(
     *,
     peers: Sequence[str] = PEERS,
     holdout_peers: Sequence[str] = (),
+    standard_peers: Sequence[str] = (),
     configs: Mapping[str, Any] | None = None,
     protocols: Sequence[str] = WEEKLY_PROTOCOLS,
     checkpoints: Mapping[str, str] | None = None,
@@ -147,6 +148,7 @@ def compare_week(
         peers: adapter names (``als``, ``bpr``, ``lightfm``, ``two_tower:<variant>`` to retrain a variant).
         holdout_peers: adapters evaluated under the holdout protocol only, after ``peers``: the two-tower variants
             retrained without the held-out titles (their standard-protocol rows come from the checkpoints).
+        standard_peers: adapters evaluated under the standard protocol only, after ``peers`` (the type ablation).
         configs: peer name -> config (e.g. the tuned ones); default: each adapter's defaults.
         protocols: ``standard`` and/or ``holdout`` (the LightFM paper's protocol is :func:`compare_lightfm_holdout`).
         checkpoints: two-tower variant -> checkpoint path, ranked as ``evaluation.week.evaluate_week`` ranks them
@@ -203,7 +205,7 @@ def compare_week(
                                     "standard", math.nan, time.perf_counter() - started))
                 _collect(per_user, hits, ctx, system, "standard", k)
         training = training_set(train)
-        for peer in peers:
+        for peer in [*peers, *(p for p in standard_peers if p not in peers)]:
             hits = {}
             frame, train_s, score_s = fit_and_evaluate(peer, configs.get(peer), training, score, ctx, k,
                                                        chunk_users=chunk_users, per_user=hits)
@@ -809,7 +811,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "efficientnet_lite0-random (default: all)")
     parser.add_argument("--type-ablation", action="store_true",
                         help="also retrain attention w/o ID with each metadata type removed (model.variants.ABLATIONS) "
-                             "on every week's training phase: weekly protocols, compared with attention_no_id")
+                             "on every week's training phase: weekly warm and cold, compared with attention_no_id")
     parser.add_argument("--ablation-seeds", type=int, default=0,
                         help="seeds 0..N-1 of the ablation's LightFM protocol (default 0: those of --seeds)")
     args = parser.parse_args(argv)
@@ -900,15 +902,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 paths = {v: path for v, path in paths.items() if v in variants}
                 info: dict = {"checkpoints": sorted(paths), "checkpoints_skipped": skipped}
                 users: list[pd.DataFrame] = []
-                frame = compare_week(train, score, peers=[*peers, *ablation_peers], holdout_peers=holdout_peers,
-                                     configs=configs,
+                frame = compare_week(train, score, peers=peers, holdout_peers=holdout_peers,
+                                     standard_peers=ablation_peers, configs=configs,
                                      protocols=weekly_protocols,
                                      checkpoints=paths, checkpoint_train_seconds=seconds,
                                      popularity=popularity_columns(vocabulary), holdout_share=args.holdout_share,
                                      holdout_seed=args.seed, k=args.k, seed=args.seed, info=info, per_user=users,
                                      oracle=oracle, scoring_week=week)
                 if "standard" in weekly_protocols:
-                    computed = set(VARIANTS) | set(peers) | {"random", "popularity"} | set(ORACLES if oracle else ())
+                    computed = set(VARIANTS) | set(peers) | set(ablation_peers) | {"random", "popularity"} | \
+                        set(ORACLES if oracle else ())
                     frame = pd.concat([frame, _stored_rows(conn, week, computed)], ignore_index=True)
                 frames.append(frame.assign(scoring_week=week))
                 weekly_users += [u.assign(scoring_week=week) for u in users]
