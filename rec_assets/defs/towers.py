@@ -118,7 +118,7 @@ def loss_curve_markdown(train_loss: list[float], val_loss: list[float], title: s
     axes.plot(epochs, train_loss, marker="o", label="train")
     axes.plot(list(range(0, len(val_loss))), val_loss, marker="s", label="validation")
     axes.set_xlabel("epoch")
-    axes.set_ylabel("binary cross-entropy")
+    axes.set_ylabel("training loss (the configured loss)")
     axes.set_title(title)
     axes.legend()
     figure.tight_layout()
