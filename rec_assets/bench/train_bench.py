@@ -69,15 +69,14 @@ def training_flops_per_example(variant: str, items: ItemFeatures, users: UserDat
     device = resolve_device(config.device)
     model = build_model(variant, items, users, seed=config.seed, **model_overrides).to(device)
     setup = prepare_training(model, items, users, positives, config, device)
-    rows = slice(0, min(config.batch_size, len(setup.labels)))
+    examples = setup.labels.take(np.arange(min(config.batch_size, len(setup.labels))))
+    rng = np.random.default_rng(0)
     if config.loss == "sampled_softmax":
-        negatives = setup.pool[np.random.default_rng(0).integers(0, len(setup.pool), size=config.mixed_negatives)]
+        negatives = setup.pool[rng.integers(0, len(setup.pool), size=config.mixed_negatives)]
     else:
-        negatives = sample_negatives(np.random.default_rng(0), setup.labels.owners[rows], config.negative_rate,
-                                     setup.pool, setup.watched, items.n_titles)
-        negatives = np.concatenate([negatives, np.zeros((len(setup.labels) - len(negatives), config.negative_rate),
-                                                        dtype=np.int64)])
-    batch, n_terms = build_batch(setup, config, setup.labels, negatives, rows)
+        negatives = sample_negatives(rng, examples.owners, config.negative_rate, setup.pool, setup.watched,
+                                     items.n_titles)
+    batch, n_terms = build_batch(setup, config, examples, negatives, slice(0, len(examples)))
     with FlopCounterMode(display=False) as counter:
         batch_loss(model, batch).backward()
     return counter.get_total_flops() / n_terms

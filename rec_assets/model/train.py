@@ -570,7 +570,7 @@ def train(model: TwoTowerModel, items: ItemFeatures, users: UserData, positives:
                 if t2 - last_report >= config.progress_every_s:
                     last_report = t2
                     report({"event": "progress", "epoch": epoch, "step": step, "steps_per_epoch": n_batches,
-                            "train_loss": all_sum([epoch_loss])[0] / epoch_terms if world == 1 else None,
+                            "train_loss": epoch_loss / epoch_terms if world == 1 else None,  # no collective mid-epoch
                             "val_loss": None,
                             "examples_per_second": (examples_seen + epoch_terms) / max(compute_s + assembly_s,
                                                                                        1e-12)})
