@@ -45,8 +45,8 @@ def tiny_instance(rec_home):
 def materialised(tiny_instance):
     """The latest tiny week materialised the way `make run` does it (ingest, the week, the summaries), once per
     session: the pipeline tests read its tables, the comparison tests its checkpoints and features."""
-    from rec_assets.definitions import defs
-    from rec_assets.defs.jobs import run_stages
+    from rec_assets.cli.stages import run_stages
+    from rec_assets.definitions import build_definitions
     from rec_assets.defs.partitions import SCORING_WEEKS
 
-    return [stage.execute(tiny_instance) for stage in run_stages(defs, [SCORING_WEEKS.get_last_partition_key()])]
+    return [stage.execute(tiny_instance) for stage in run_stages(build_definitions(), [SCORING_WEEKS.get_last_partition_key()])]

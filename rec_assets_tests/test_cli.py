@@ -45,8 +45,12 @@ def test_make_run_without_a_users_file_completes_with_a_history_only_user_tower(
     result = run_cli(without_posters(directory), tmp_path / "home", "run")
     assert result.returncode == 0, result.stderr[-3000:]
     assert ("100000 source rows read = 99151 stored (0 replaced) + 0 quarantined + 0 cascaded from rejected titles"
-            " + 849 held back (849 after the last complete week (1998-04-20 .. 1998-04-22))") in result.stderr
+            " + 849 held back (849 after the last complete week (1998-04-20 .. 1998-04-22))") in result.stdout
     assert f"Scoring week {LAST_WEEK}" in result.stdout and "Weekly recommendations written:" in result.stdout
+    before_results = result.stdout[:result.stdout.index(f"Scoring week {LAST_WEEK}")]
+    assert len(before_results.splitlines()) <= 60, before_results  # one line per step, not the event stream
+    log = Path(re.search(r"Engine event log: (\S+)", result.stdout)[1])
+    assert "STEP_SUCCESS" in log.read_text() and "DEBUG" not in result.stdout + result.stderr
     home = tmp_path / "home"
     assert stored(home, "SELECT count(*) FROM raw_watch_events") == [(expected.stored_by_full_ingest,)]
     assert stored(home, "SELECT count(*) FROM raw_users") == [(0,)]

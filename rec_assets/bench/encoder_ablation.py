@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rec_assets.datasets import WeekData
-from rec_assets.features.cover_art import EFFICIENTNET_LITE0, RANDOM_SUFFIX, CoverArtConfig, embed_cover_art
+from rec_assets.model.inputs import WeekData
+from rec_assets.features.cover_art import CoverArtConfig, embed_cover_art
+from rec_assets.features.cover_art_backbone import EFFICIENTNET_LITE0, RANDOM_SUFFIX
 from rec_assets.features.synopsis import SYNOPSIS_ENCODERS, SynopsisConfig, embed_synopses
 
 __all__ = ["ABLATION_ENCODERS", "EncoderAblation", "ablation_markdown", "parse_encoders", "reembed", "swapped"]
@@ -107,7 +108,7 @@ class EncoderAblation:
         """Ablate one week. ``label``: the week's ``<cover art>+<synopsis>``; ``own``: variant -> the week's own
         encoder; ``cold`` / ``lightfm``: which protocols this week takes; ``computed``: (variant, protocol) pairs
         the run evaluates itself on the week's own features, not repeated here."""
-        from rec_assets.bench.compare import compare_lightfm_holdout, compare_week
+        from rec_assets.bench.compare.protocols import compare_lightfm_holdout, compare_week
         from rec_assets.peers.adapters import TwoTowerConfig
 
         for variant, encoders in self.encoders.items():
@@ -159,7 +160,7 @@ class EncoderAblation:
         """Per-user values of every ablation row, with an ``encoders`` column: the ablation's own, and the run's
         rows of a variant on the week's own encoder (weekly cold of the last week, the LightFM protocol's seeds of
         the ablation)."""
-        from rec_assets.bench.compare import per_user_long
+        from rec_assets.bench.compare.records import per_user_long
 
         parts = []
         for label in sorted({f["encoders"].iloc[0] for f in [*self.weekly, *self.lightfm_users] if len(f)}):
@@ -180,7 +181,7 @@ class EncoderAblation:
                 ) -> tuple[list[dict], list[dict], list[dict]]:
         """(records for cold_start.json: the rows this ablation computed; the table's records: those and the run's
         own rows of each variant; paired comparisons of each encoder against the week's own, per variant)."""
-        from rec_assets.bench.compare import cold_start_records, comparisons
+        from rec_assets.bench.compare.records import cold_start_records, comparisons
 
         long = self._long(run_long, last_week)
         table = []
@@ -210,11 +211,11 @@ class EncoderAblation:
 
 
 def _interval(record: Mapping | None, percent: bool = True) -> str:
-    from rec_assets.bench.compare import _cell
+    from rec_assets.bench.compare.report import interval_cell
 
     if record is None:
         return ""
-    return _cell(record["value"], record.get("ci_low"), record.get("ci_high"), percent)
+    return interval_cell(record["value"], record.get("ci_low"), record.get("ci_high"), percent)
 
 
 def ablation_markdown(table: Sequence[dict], compared: Sequence[dict], info: Sequence[dict], k: int = 6) -> str:

@@ -3,19 +3,9 @@
     .venv/bin/python -m rec_assets.bench.run_all                      # default and large presets, full settings
     .venv/bin/python -m rec_assets.bench.run_all --presets default --quick
 
-Each stage runs in its own child process (:mod:`rec_assets.bench.stages`); wall time, CPU time (user + system,
-the child's reaped children included, e.g. image-decoding workers) and peak resident memory come from ``os.wait4``.
-Linux carries the parent's resident size at fork into the child's peak, so this runner imports nothing heavy
-(no torch, no dagster): a stage's peak is its own, floored at the runner's few tens of MB.
-Each stage is compared with a lower bound measured in the same run on the same machine, as a rate ratio (stage
-rate / bound rate; 1.0 means as fast as the bound). The bench works in its own ``REC_HOME`` per preset
-(``$REC_HOME/bench/<preset>`` by default), never in the one ``make run`` uses.
-
-The week end to end (features, training of the production variant, scoring and metrics) is the sum of the three
-stage processes, run the way Dagster's multiprocess executor runs steps: each loads its inputs from the warehouse
-and the artifacts. It is measured in the steady state of the cover-art cache (a new week embeds only its new
-titles' images, see ``stages.seed_cache``); the cold-cache figure is the steady-state one plus the week's whole
-catalogue of images at the cold rate measured on the fixed sample, and is reported as such.
+Each stage runs in its own child process (:mod:`rec_assets.bench.stages`), measured by ``os.wait4``, so this
+runner imports nothing heavy (no torch, no dagster): a child's peak memory is its own. Each stage is reported as a
+rate ratio against a lower bound measured in the same run. The method: docs/design.md, "make bench".
 """
 
 from __future__ import annotations
@@ -154,7 +144,7 @@ def bench_preset(preset: str, home: Path, log_dir: Path, sample: int, epochs: in
         if name == "score_bound":
             users, titles = _fig(runs, "score", "users"), _fig(runs, "score", "titles")
             if not users:  # no scoring stage ran: the sizes of the preset
-                from rec_assets.sources.simulator_config import config_for
+                from rec_assets.sources.simulator import config_for
 
                 config = config_for(preset, 0)
                 users, titles = config.n_users, config.n_titles
@@ -178,6 +168,12 @@ def _resources(run: dict | None) -> dict:
     return {k: run.get(k) for k in ("ok", "wall_seconds", "cpu_seconds", "peak_rss_bytes")}
 
 
+def _bounded_row(runs: dict, stage: str, unit: str, rate, bound: str, bound_rate, detail: dict) -> dict:
+    """A stage's row measured against its lower bound: resources, rate, bound rate, their ratio and the goal."""
+    return {**_resources(runs[stage]), "unit": unit, "rate": rate, "bound": bound, "bound_rate": bound_rate,
+            "ratio": _ratio(rate, bound_rate), "goal_ratio": GOALS["ratio"], "detail": detail}
+
+
 def summarise(preset: str, runs: dict, epochs: int | None) -> dict:
     """One row per stage: resources, rate, bound rate, ratio and goal."""
     rows = {}
@@ -185,19 +181,16 @@ def summarise(preset: str, runs: dict, epochs: int | None) -> dict:
     events = _fig(runs, "ingest", "events")
     if events:
         rate = events / runs["ingest"]["wall_seconds"]
-        bound = _fig(runs, "ingest_bound", "events_per_second")
-        rows["ingest_split"] = {**_resources(runs["ingest"]), "unit": "events/s", "rate": round(rate, 1),
-                                "bound": "DuckDB count/min/max over events.csv", "bound_rate": bound,
-                                "ratio": _ratio(rate, bound), "goal_ratio": GOALS["ratio"],
-                                "detail": {k: _fig(runs, "ingest", k) for k in ("raw_seconds", "split_seconds")}}
+        rows["ingest_split"] = _bounded_row(
+            runs, "ingest", "events/s", round(rate, 1), "DuckDB count/min/max over events.csv",
+            _fig(runs, "ingest_bound", "events_per_second"),
+            {k: _fig(runs, "ingest", k) for k in ("raw_seconds", "split_seconds")})
     cold = _fig(runs, "cover_cold", "images_per_second")
     if cold:
-        bound = _fig(runs, "cover_bound", "images_per_second")
-        rows["cover_art_cold"] = {**_resources(runs["cover_cold"]), "unit": "images/s", "rate": cold,
-                                  "bound": "bare ResNet-34 forward, same batch size", "bound_rate": bound,
-                                  "ratio": _ratio(cold, bound), "goal_ratio": GOALS["ratio"],
-                                  "detail": {"images": _fig(runs, "cover_cold", "images"),
-                                             "stats": _fig(runs, "cover_cold", "stats")}}
+        rows["cover_art_cold"] = _bounded_row(
+            runs, "cover_cold", "images/s", cold, "bare ResNet-34 forward, same batch size",
+            _fig(runs, "cover_bound", "images_per_second"),
+            {"images": _fig(runs, "cover_cold", "images"), "stats": _fig(runs, "cover_cold", "stats")})
     cover = _fig(runs, "features", "title_cover_art_embeddings")
     if cover:
         rows["features_steady"] = {**_resources(runs["features"]), "unit": "titles",
@@ -222,12 +215,11 @@ def summarise(preset: str, runs: dict, epochs: int | None) -> dict:
                                        "flops_per_example": flops}}
     pairs = _fig(runs, "score", "pairs_per_second")
     if pairs:
-        bound = _fig(runs, "score_bound", "pairs_per_second")
-        rows["scoring"] = {**_resources(runs["score"]), "unit": "user-title pairs/s", "rate": pairs,
-                           "bound": "bare chunked matmul + torch.topk, same sizes", "bound_rate": bound,
-                           "ratio": _ratio(pairs, bound), "goal_ratio": GOALS["ratio"],
-                           "detail": {k: _fig(runs, "score", k) for k in
-                                      ("users", "titles", "load_seconds", "recommend_seconds", "metrics_seconds")}}
+        rows["scoring"] = _bounded_row(
+            runs, "score", "user-title pairs/s", pairs, "bare chunked matmul + torch.topk, same sizes",
+            _fig(runs, "score_bound", "pairs_per_second"),
+            {k: _fig(runs, "score", k) for k in
+             ("users", "titles", "load_seconds", "recommend_seconds", "metrics_seconds")})
     week_stages = [runs.get(s) for s in ("features", "train", "score")]
     if all(r and r.get("ok") for r in week_stages):
         wall = sum(r["wall_seconds"] for r in week_stages)

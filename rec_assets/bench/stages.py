@@ -1,26 +1,9 @@
 """One benchmark stage per child process: ``python -m rec_assets.bench.stages STAGE --preset P --home H --out F``.
 
-The runner (:mod:`rec_assets.bench.run_all`) starts each stage as a child and reads its wall time, CPU time and peak
-resident memory from ``os.wait4``; the child writes what it measured (work done, rates, sub-timings) as JSON to
-``--out``. Stages that go through Dagster set their environment (``REC_HOME``, ``REC_SIM_PRESET``, ``DAGSTER_HOME``)
-before importing the definitions, which read it at import time.
-
-Stages (in the order the runner calls them):
-
-- ``generate``: the simulator's source files (not a goal: the source exists before a week is scored).
-- ``ingest`` / ``ingest_bound``: raw + split of the latest scoring week through Dagster's in-process execution,
-  against DuckDB scanning ``events.csv`` once (``count(*)``, ``min(ts)``, ``max(ts)``).
-- ``cover_cold`` / ``cover_bound``: :func:`embed_cover_art` on a fixed sample of the week's images with an empty
-  cache, against the bare ResNet-34 forward pass on as many random tensors with the same batch size.
-- ``seed_cache``: the steady state of the cover-art cache: every image of a title available before the week gets a
-  cache entry, so the week embeds only its new titles' images (see ``seed_cache`` for how).
-- ``features``, ``train``: the week's three feature assets, then ``tower_checkpoint_<production variant>``, through
-  Dagster (their asset checks included).
-- ``train_bound``: forward+backward FLOPs per example of the production variant on a real batch of the week, and
-  the square float32 ``torch.mm`` FLOP rate.
-- ``score`` / ``score_bound``: the service's top-K of every user over every title (``recommend``) and the week's
-  metrics (``evaluate_week``) of the production checkpoint, against a bare chunked matmul + ``torch.topk`` of the
-  same sizes.
+The runner (:mod:`rec_assets.bench.run_all`) measures the child; the child writes what it measured as JSON to
+``--out``. Stages that go through Dagster set ``REC_HOME``, ``REC_SIM_PRESET`` and ``DAGSTER_HOME`` before importing
+the definitions, which read them at import time. A ``<stage>_bound`` stage measures the bare computation that
+``<stage>`` is compared with. What each stage measures: docs/design.md, "make bench".
 """
 
 from __future__ import annotations
@@ -60,12 +43,12 @@ def _source_dir(preset: str, home: Path) -> Path:
 def _defs_and_instance():
     from dagster import DagsterInstance
 
-    from rec_assets.cli import prepare_dagster_home
+    from rec_assets.cli.main import prepare_dagster_home
 
     prepare_dagster_home()
-    from rec_assets.definitions import defs
+    from rec_assets.definitions import build_definitions
 
-    return defs, DagsterInstance.get()
+    return build_definitions(), DagsterInstance.get()
 
 
 def _latest_week() -> str:
@@ -112,18 +95,14 @@ def stage_generate(args) -> dict:
 
 
 def stage_ingest(args) -> dict:
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
-    from rec_assets.defs.jobs import INGEST_JOB
+    from rec_assets.cli.stages import ingest_stage
     from rec_assets.defs.partitions import SCORING_WEEKS
 
     defs, instance = _defs_and_instance()
     keys = SCORING_WEEKS.get_partition_keys()
     week = keys[-1]
     started = time.perf_counter()
-    ingest = defs.resolve_job_def(INGEST_JOB).execute_in_process(
-        instance=instance, raise_on_error=False,
-        tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+    ingest = ingest_stage(defs).execute(instance)  # every event week in one run, as `make run` ingests them
     if not ingest.success:
         raise RuntimeError(f"ingestion run {ingest.run_id} failed")
     ingest_s = time.perf_counter() - started
@@ -164,9 +143,9 @@ def _image_sample(n: int) -> list[tuple[int, str]]:
 
 def _cover_config():
     """The cover-art settings the feature asset uses (FeaturesResource defaults, REC_COVER_* honoured)."""
-    from rec_assets.definitions import defs
+    from rec_assets.definitions import build_definitions
 
-    return defs.resources["features"].cover_art()
+    return build_definitions().resources["features"].cover_art()
 
 
 def _cover_resolution(config, backbone) -> int:
@@ -232,6 +211,16 @@ def stage_cover_bound(args) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
+def _image_digest(image: str) -> str | None:
+    """The sha256 that keys an image's cover-art cache entry; None when the image cannot be read."""
+    from rec_assets.storage.hashing import file_sha256
+
+    try:
+        return file_sha256(image)
+    except OSError:
+        return None
+
+
 def seed_cache(args) -> dict:
     """Steady state of the cover-art cache: a vector for the image of every title available before the week.
 
@@ -241,8 +230,6 @@ def seed_cache(args) -> dict:
     for real, as a weekly run does. The training stage then sees placeholder cover-art features for older titles:
     its speed does not depend on their values, its quality figures are not taken from this run.
     """
-    import hashlib
-
     from rec_assets.features.cover_art import _cache_path, _write_cached, backbone_for
 
     defs, _ = _defs_and_instance()
@@ -256,15 +243,11 @@ def seed_cache(args) -> dict:
     config = _cover_config()
     backbone = backbone_for(config)
     root = _cover_cache_root(defs.resources["artifacts"].path("cache", "cover_art"), config, backbone)
-    seeded = already = new = 0
-    for image, before in rows:
-        if not before:
-            new += 1
-            continue
-        try:
-            digest = hashlib.sha256(Path(image).read_bytes()).hexdigest()
-        except OSError:
-            continue
+    new = sum(1 for _, before in rows if not before)
+    digests = [(digest, before) for digest, before in ((_image_digest(image), before) for image, before in rows)
+               if digest is not None]  # an unreadable image has no cache entry to seed or drop
+    seeded = already = 0
+    for digest in (d for d, before in digests if before):
         path = _cache_path(root, digest)
         if path.exists():
             already += 1
@@ -274,13 +257,7 @@ def seed_cache(args) -> dict:
         seeded += 1
     # The week's new images must be computed: drop any entry an earlier bench run left for them.
     dropped = 0
-    for image, before in rows:
-        if before:
-            continue
-        try:
-            digest = hashlib.sha256(Path(image).read_bytes()).hexdigest()
-        except OSError:
-            continue
+    for digest in (d for d, before in digests if not before):
         path = _cache_path(root, digest)
         if path.exists():
             path.unlink()
@@ -305,7 +282,7 @@ def stage_features(args) -> dict:
 
 
 def stage_train(args) -> dict:
-    from rec_assets.defs.towers import tower_asset_name
+    from rec_assets.asset_io import tower_asset_name
 
     defs, instance = _defs_and_instance()
     week = _latest_week()
@@ -321,8 +298,8 @@ def stage_train(args) -> dict:
 
 
 def _week_data(phase: str):
-    from rec_assets.datasets import load_week
-    from rec_assets.defs.features import load_week_catalogue
+    from rec_assets.model.inputs import load_week
+    from rec_assets.asset_io import load_week_catalogue
 
     defs, instance = _defs_and_instance()
     week = _latest_week()
@@ -354,10 +331,10 @@ def _load_output(instance, key, week):
 def _windows(defs, week: str):
     """The week's windows, as ``rec_assets.defs.split.windows_for`` builds them from a run's partition."""
     from rec_assets.defs.partitions import SCORING_WEEKS
-    from rec_assets.defs.resources import resolved, windows_resource
+    from rec_assets.defs.resources import WindowsResource, from_environment, resolved
     from rec_assets.split.windows import WindowLengths, week_windows
 
-    resource = resolved(windows_resource())
+    resource = resolved(from_environment(WindowsResource))
     lengths = WindowLengths(resource.history_days, resource.label_days, resource.recent_popularity_days)
     window = SCORING_WEEKS.time_window_for_partition_key(week)
     return week_windows(window.start, window.end, lengths)
@@ -367,7 +344,7 @@ def stage_train_bound(args) -> dict:
     import torch
 
     from rec_assets.bench.train_bench import matmul_flops_per_second, training_flops_per_example
-    from rec_assets.defs.towers import TrainingResource
+    from rec_assets.defs.resources import TrainingResource
 
     torch.set_num_threads(2)
     _, week, data = _week_data("train")
@@ -391,7 +368,7 @@ def stage_score(args) -> dict:
     load_s = time.perf_counter() - loaded
     from dagster import AssetKey
 
-    from rec_assets.defs.towers import tower_asset_name
+    from rec_assets.asset_io import tower_asset_name
 
     ref = _load_output(None, AssetKey(tower_asset_name(PRODUCTION_VARIANT)), week)
     candidates = np.ones(data.items.n_titles, dtype=bool)

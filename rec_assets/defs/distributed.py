@@ -1,16 +1,11 @@
 """Distributed training through Dagster Pipes: torchrun runs ``rec_assets.model.distributed`` (DDP), the
 checkpoint comes back as the asset's materialisation.
 
-The asset writes the week's training problem (the same ``ItemFeatures`` / ``UserData`` / positives the
-in-process tower assets train on) as an artifact under ``REC_HOME/artifacts`` (shared storage on a cluster),
-launches ``torchrun`` with a Pipes client, and yields the worker's reported materialisation (path, sha256,
-losses; data version from the checkpoint's sha256) together with the ``CheckpointRef`` output that
-evaluation reads. Locally the client is ``PipesSubprocessClient``; on Kubernetes bind the
-``pipes_client`` resource to ``dagster_k8s.PipesK8sClient`` and set ``DistributedTrainingResource.launcher``
-to ``k8s`` (deploy/README.md): one pod, ``torchrun --nproc_per_node <GPUs>``, NCCL.
-
-Opt-in: ``distributed_tower_assets`` (one asset, ``tower_checkpoint_<variant>_ddp``) and its resources
-``distributed_training`` and ``pipes_client`` are registered by the code location only when wanted.
+The asset writes the week's training problem as an artifact (shared storage on a cluster), launches
+``torchrun`` with a Pipes client and yields the worker's reported materialisation with the ``CheckpointRef``
+evaluation reads. Locally the client is ``PipesSubprocessClient``; on Kubernetes bind ``pipes_client`` to
+``dagster_k8s.PipesK8sClient`` and set ``launcher`` to ``k8s`` (deploy/README.md). Opt-in: its group
+``distributed_training`` is kept out of the default jobs and the schedule.
 """
 
 import json
@@ -21,6 +16,7 @@ from pathlib import Path
 from dagster import (
     AssetDep,
     AssetExecutionContext,
+    AssetIn,
     ConfigurableResource,
     DataVersion,
     MetadataValue,
@@ -30,17 +26,16 @@ from dagster import (
 )
 from pydantic import Field
 
-from rec_assets.artifacts import ArtifactRef, write_artifact
+from rec_assets.asset_io import DISTRIBUTED_GROUP, FEATURE_ASSETS, CheckpointRef, load_week_phase, tower_asset_name
 from rec_assets.defs.partitions import EVENTS_OF_SCORING_WEEK, SCORING_WEEKS
-from rec_assets.defs.resources import ArtifactsResource, WarehouseResource, WindowsResource
-from rec_assets.defs.towers import FEATURE_INPUTS, CheckpointRef, TrainingResource, load_week_phase, tower_asset_name
+from rec_assets.defs.resources import ArtifactsResource, TrainingResource, WarehouseResource, WindowsResource, setting
 from rec_assets.model.data import Interactions, ItemFeatures, UserData
 from rec_assets.model.distributed import problem_arrays
 from rec_assets.model.train import TrainConfig
+from rec_assets.storage.artifacts import ArtifactRef, write_artifact
 
-# Opt-in: kept out of the default jobs and the schedule, materialised on demand.
-DISTRIBUTED_GROUP = "distributed_training"
 TRAINING_POOL = "torchrun_training"
+FEATURE_INPUTS = {kind: AssetIn(name) for kind, name in FEATURE_ASSETS.items()}
 WORKER_MODULE = "rec_assets.model.distributed"
 LAUNCHERS = ("subprocess", "k8s")
 
@@ -48,7 +43,7 @@ LAUNCHERS = ("subprocess", "k8s")
 class DistributedTrainingResource(ConfigurableResource):
     """How torchrun is started: processes per node (one per GPU, or per CPU socket), where, with what."""
 
-    processes: int = Field(default=2, description="REC_TRAIN_PROCESSES: torchrun --nproc_per_node.")
+    processes: int = setting("REC_TRAIN_PROCESSES", 2, "torchrun --nproc_per_node.")
     threads_per_process: int = Field(default=1, description="torch CPU threads of each process.")
     launcher: str = Field(default="subprocess", description="subprocess (PipesSubprocessClient) or k8s "
                                                             "(PipesK8sClient: one pod running torchrun).")
@@ -125,7 +120,8 @@ def build_distributed_tower_asset(variant: str = "attention_id"):
         pipes_client: PipesSubprocessClient,
     ):
         week = context.partition_key
-        data = load_week_phase(context, warehouse_db, windows, (categorical, synopsis, cover_art), "train")
+        features = (categorical, synopsis, cover_art)
+        data = load_week_phase(warehouse_db, windows, context.partition_time_window, features, "train")
         config = training.train_config()
         path = artifacts.path("checkpoints", f"{variant}_ddp", f"{week}.pt")
         reported, problem_hash = run_torchrun(
@@ -146,11 +142,6 @@ def build_distributed_tower_asset(variant: str = "attention_id"):
         )
 
     return _distributed_tower
-
-
-def distributed_resources() -> dict:
-    """The resources the opt-in asset needs, with local defaults."""
-    return {"distributed_training": DistributedTrainingResource(), "pipes_client": PipesSubprocessClient()}
 
 
 distributed_tower_assets = [build_distributed_tower_asset("attention_id")]

@@ -7,7 +7,6 @@ metadata; on the simulator also the oracle ceilings of the cold-start titles (``
 ``oracle_all``). The recommendations are the table the service reads.
 """
 
-import os
 import time
 
 import pandas as pd
@@ -23,12 +22,23 @@ from dagster import (
 )
 from pydantic import Field
 
-from rec_assets import warehouse
-from rec_assets.artifacts import ArtifactRef
+from rec_assets.asset_io import (
+    DUCKDB_POOL,
+    FEATURE_ASSETS,
+    CheckpointRef,
+    load_week_phase,
+    tower_asset_name,
+    verified_checkpoint,
+)
 from rec_assets.defs.partitions import SCORING_WEEKS
-from rec_assets.defs.raw import DUCKDB_POOL
-from rec_assets.defs.resources import ArtifactsResource, SourceResource, WarehouseResource, WindowsResource
-from rec_assets.defs.towers import FEATURE_INPUTS, CheckpointRef, TrainingResource, load_week_phase, tower_asset_name
+from rec_assets.defs.resources import (
+    ArtifactsResource,
+    SourceResource,
+    TrainingResource,
+    WarehouseResource,
+    WindowsResource,
+    setting,
+)
 from rec_assets.evaluation.oracle import OracleFactors, evaluate_oracles, load_oracle_factors
 from rec_assets.evaluation.report import (
     attention_figure,
@@ -40,19 +50,32 @@ from rec_assets.evaluation.report import (
 )
 from rec_assets.evaluation.week import evaluate_week, recommend
 from rec_assets.model.variants import VARIANTS
+from rec_assets.storage import tables
+from rec_assets.storage.artifacts import ArtifactRef
 
 EVALUATION_GROUP = "evaluation"
-# The variant whose lists the service shows, and the one for the "new this week" lists (cold-start titles):
-# the paper finds the ID embedding helps warm titles and hurts cold ones.
-PRODUCTION_VARIANT = os.environ.get("REC_PRODUCTION_VARIANT", "attention_id")
-NEW_TITLES_VARIANT = os.environ.get("REC_NEW_TITLES_VARIANT", "attention_no_id")
 FIGURE_VARIANT = "attention_id"
 
 
 class EvaluationResource(ConfigurableResource):
-    top_k: int = Field(default=6, description="REC_TOP_K: list length K (the paper: 6).")
+    """How weeks are scored, and which variants write the service's lists (read when the asset runs)."""
+
+    top_k: int = setting("REC_TOP_K", 6, "list length K (the paper: 6).")
     chunk_users: int = Field(default=4096, description="Users scored per matrix product (bounds memory).")
     seed: int = Field(default=0, description="Seed of the random baseline.")
+    # The paper finds the ID embedding helps warm titles and hurts cold ones: hence two variants.
+    production_variant: str = setting("REC_PRODUCTION_VARIANT", "attention_id",
+                                      "the variant whose lists the service shows.")
+    new_titles_variant: str = setting("REC_NEW_TITLES_VARIANT", "attention_no_id",
+                                      "the variant of the 'new this week' lists (cold-start titles).")
+
+    def list_variants(self) -> dict[str, str]:
+        """List name -> the variant that writes it; a name that is no variant is refused."""
+        chosen = {"all": self.production_variant, "new_this_week": self.new_titles_variant}
+        for setting_name, variant in zip(("REC_PRODUCTION_VARIANT", "REC_NEW_TITLES_VARIANT"), chosen.values()):
+            if variant not in VARIANTS:
+                raise ValueError(f"{setting_name}={variant!r} is not a variant: one of {', '.join(VARIANTS)}")
+        return chosen
 
 
 def oracle_factors_for(source: SourceResource) -> OracleFactors | None:
@@ -60,16 +83,16 @@ def oracle_factors_for(source: SourceResource) -> OracleFactors | None:
     return load_oracle_factors(source.open().data_dir) if source.kind == "simulator" else None
 
 
+FEATURE_INPUTS = {kind: AssetIn(name) for kind, name in FEATURE_ASSETS.items()}
 CHECKPOINT_INPUTS = {f"checkpoint_{v}": AssetIn(tower_asset_name(v)) for v in VARIANTS}
+# Both assets score the week's X' with every variant's checkpoint of the same week.
+SCORES_A_WEEK = dict(group_name=EVALUATION_GROUP, kinds={"pytorch", "duckdb"}, pool=DUCKDB_POOL,
+                     partitions_def=SCORING_WEEKS, ins={**FEATURE_INPUTS, **CHECKPOINT_INPUTS},
+                     deps=["week_titles", "raw_users"])
 
 
 @asset(
-    group_name=EVALUATION_GROUP,
-    kinds={"pytorch", "duckdb"},
-    pool=DUCKDB_POOL,
-    partitions_def=SCORING_WEEKS,
-    ins={**FEATURE_INPUTS, **CHECKPOINT_INPUTS},
-    deps=["week_titles", "raw_users"],
+    **SCORES_A_WEEK,
     code_version="evaluation-v2",
     description="Precision, Recall, Coverage and Converted Coverage @K of every variant and baseline, warm and "
                 "cold-start titles, movies and TV apart (on the simulator also the oracle ceilings of the cold-start "
@@ -90,11 +113,12 @@ def evaluation_metrics(
 ):
     week = context.partition_key
     torch.set_num_threads(training.threads)
-    data = load_week_phase(context, warehouse_db, windows, (categorical, synopsis, cover_art), "score")
+    features = (categorical, synopsis, cover_art)
+    data = load_week_phase(warehouse_db, windows, context.partition_time_window, features, "score")
     refs = {ref.variant: ref for ref in checkpoints.values()}
     started = time.perf_counter()
-    result = evaluate_week(data, {v: r.path for v, r in refs.items()}, k=evaluation.top_k, seed=evaluation.seed,
-                           chunk_users=evaluation.chunk_users)
+    result = evaluate_week(data, {v: verified_checkpoint(r) for v, r in refs.items()}, k=evaluation.top_k,
+                           seed=evaluation.seed, chunk_users=evaluation.chunk_users)
     seconds = time.perf_counter() - started
     metrics = result.metrics
     oracle = oracle_factors_for(source)
@@ -105,7 +129,7 @@ def evaluation_metrics(
     metrics = metrics.assign(scoring_week=pd.Timestamp(week).date(), k=evaluation.top_k)
     metrics["checkpoint_sha256"] = metrics["variant"].map({v: r.sha256 for v, r in refs.items()})
     with warehouse_db.connect() as conn:
-        warehouse.replace_week_rows(conn, "evaluation_metrics", week, metrics)
+        tables.replace_week_rows(conn, "evaluation_metrics", week, metrics)
 
     table1 = table1_markdown(metrics, k=evaluation.top_k)
     table2 = table2_markdown(metrics, k=evaluation.top_k)
@@ -138,19 +162,11 @@ def evaluation_metrics(
 
 
 @asset(
-    group_name=EVALUATION_GROUP,
-    kinds={"pytorch", "duckdb"},
-    pool=DUCKDB_POOL,
-    partitions_def=SCORING_WEEKS,
-    ins={
-        **FEATURE_INPUTS,
-        "production": AssetIn(tower_asset_name(PRODUCTION_VARIANT)),
-        "new_titles": AssetIn(tower_asset_name(NEW_TITLES_VARIANT)),
-    },
-    deps=["week_titles", "raw_users"],
-    code_version="recommendations-v1",
-    description=f"Top-K titles per user and category for the week from '{PRODUCTION_VARIANT}', and a 'new this "
-                f"week' top-K over the cold-start titles from '{NEW_TITLES_VARIANT}'; each row names its checkpoint.",
+    **SCORES_A_WEEK,
+    code_version="recommendations-v2",
+    description="Top-K titles per user and category for the week from the production variant (the evaluation "
+                "resource's, default attention_id), and a 'new this week' top-K over the cold-start titles from the "
+                "new-titles variant (default attention_no_id); each row names its checkpoint.",
 )
 def weekly_recommendations(
     context: AssetExecutionContext,
@@ -161,24 +177,28 @@ def weekly_recommendations(
     categorical: ArtifactRef,
     synopsis: ArtifactRef,
     cover_art: ArtifactRef,
-    production: CheckpointRef,
-    new_titles: CheckpointRef,
+    **checkpoints: CheckpointRef,
 ):
     week = context.partition_key
+    lists = evaluation.list_variants()
+    refs = {ref.variant: ref for ref in checkpoints.values()}
+    production, new_titles = refs[lists["all"]], refs[lists["new_this_week"]]
     torch.set_num_threads(training.threads)
-    data = load_week_phase(context, warehouse_db, windows, (categorical, synopsis, cover_art), "score")
+    features = (categorical, synopsis, cover_art)
+    data = load_week_phase(warehouse_db, windows, context.partition_time_window, features, "score")
     catalogue = data.catalogue
     all_titles = catalogue["title_id"].notna().to_numpy()
     cold = catalogue["is_cold_start"].to_numpy(bool)
     frames = []
     for list_name, ref, candidates in (("all", production, all_titles), ("new_this_week", new_titles, cold)):
-        for frame in recommend(data, ref.path, evaluation.top_k, list_name, candidates, evaluation.chunk_users):
+        path = verified_checkpoint(ref)
+        for frame in recommend(data, path, evaluation.top_k, list_name, candidates, evaluation.chunk_users):
             frames.append(frame.assign(variant=ref.variant, checkpoint_sha256=ref.sha256, checkpoint_run_id=ref.run_id))
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     rows.insert(0, "scoring_week", pd.Timestamp(week).date())
     rows["recommendation_run_id"] = context.run.run_id
     with warehouse_db.connect() as conn:
-        warehouse.replace_week_rows(conn, "weekly_recommendations", week, rows)
+        tables.replace_week_rows(conn, "weekly_recommendations", week, rows)
     counts = rows.groupby(["list", "category"]).size().rename("rows").reset_index()
     return MaterializeResult(
         metadata={

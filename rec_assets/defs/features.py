@@ -25,12 +25,12 @@ from dagster import (
 )
 from pydantic import Field
 
-from rec_assets.artifacts import ArtifactRef, write_artifact
+from rec_assets.asset_io import ANALYSES, load_week_catalogue
 from rec_assets.defs.partitions import SCORING_WEEKS
-from rec_assets.defs.resources import ArtifactsResource, WarehouseResource, env_or_default
-from rec_assets.defs.split import SQL_DIR
+from rec_assets.defs.resources import ArtifactsResource, WarehouseResource, from_environment, setting
 from rec_assets.features.categorical import TAG, CategoricalConfig, describe, encode, fit_vocabulary
-from rec_assets.features.cover_art import EMBEDDING_DIMS, CoverArtConfig, embed_cover_art, resolve_encoder
+from rec_assets.features.cover_art import CoverArtConfig, embed_cover_art
+from rec_assets.features.cover_art_backbone import EMBEDDING_DIMS, resolve_encoder
 from rec_assets.features.synopsis import (
     DEFAULT_SYNOPSIS_ENCODER,
     GLOVE50,
@@ -39,10 +39,10 @@ from rec_assets.features.synopsis import (
     SynopsisConfig,
     embed_synopses,
 )
-from rec_assets.sqlmodels.runner import ANALYSES_DIR, discover_queries, query
+from rec_assets.sqlmodels.runner import query
+from rec_assets.storage.artifacts import ArtifactRef, write_artifact
 
 FEATURES_GROUP = "features"
-ANALYSES = discover_queries(SQL_DIR, ANALYSES_DIR)
 
 
 class FeaturesResource(ConfigurableResource):
@@ -51,29 +51,26 @@ class FeaturesResource(ConfigurableResource):
     top_n_people: int = Field(default=2000, description="Top actors and directors kept (each).")
     top_n_tags: int = Field(default=500, description="Top tags kept (by the number of titles carrying them).")
     popularity_bins: int = Field(default=10, description="Uniform bins of the log popularity shares.")
-    synopsis_encoder: str = Field(
-        default=DEFAULT_SYNOPSIS_ENCODER,
-        description=f"REC_SYNOPSIS_ENCODER, one of {', '.join(SYNOPSIS_ENCODERS)}: GloVe 6B 50d (default) or "
-                    "catalogue-trained word2vec, TF-IDF-weighted; or the all-MiniLM-L6-v2 sentence encoder (384 "
-                    "floats).",
+    synopsis_encoder: str = setting(
+        "REC_SYNOPSIS_ENCODER", DEFAULT_SYNOPSIS_ENCODER,
+        f"one of {', '.join(SYNOPSIS_ENCODERS)}: GloVe 6B 50d (default) or catalogue-trained word2vec, "
+        "TF-IDF-weighted; or the all-MiniLM-L6-v2 sentence encoder (384 floats).",
     )
     synopsis_vector_size: int = Field(default=100, description="word2vec dimensions.")
     synopsis_epochs: int = Field(default=10, description="word2vec epochs.")
     synopsis_min_count: int = Field(default=2, description="word2vec minimum word count.")
-    synopsis_pretrained_path: str = Field(default="", description="REC_WORD_VECTORS: pretrained vectors instead.")
+    synopsis_pretrained_path: str = setting("REC_WORD_VECTORS", "", "pretrained vectors instead.")
     synopsis_pretrained_format: str = Field(default="word2vec_text", description="word2vec_text, word2vec_binary or glove.")
-    cover_art_encoder: str = Field(
-        default="",
-        description="REC_COVER_ENCODER: efficientnet_lite0 (ImageNet, packaged; the default), resnet34 (ImageNet from "
-                    "the torch cache), efficientnet_lite0-random or resnet34-random. Empty: efficientnet_lite0, or "
-                    "ResNet-34 when REC_COVER_WEIGHTS names imagenet, random or a state-dict file.",
+    cover_art_encoder: str = setting(
+        "REC_COVER_ENCODER", "",
+        "efficientnet_lite0 (ImageNet, packaged; the default), resnet34 (ImageNet from the torch cache), "
+        "efficientnet_lite0-random or resnet34-random. Empty: efficientnet_lite0, or ResNet-34 when "
+        "REC_COVER_WEIGHTS names imagenet, random or a state-dict file.",
     )
-    cover_art_weights: str = Field(
-        default="auto", description="REC_COVER_WEIGHTS: auto (the encoder's own), imagenet, random or a state dict."
-    )
-    cover_art_resolution: int = Field(
-        default=0, description="REC_COVER_RESOLUTION: crop size; 0 = 224 for trained weights, 128 for random ones."
-    )
+    cover_art_weights: str = setting("REC_COVER_WEIGHTS", "auto", "auto (the encoder's own), imagenet, random or a "
+                                     "state dict.")
+    cover_art_resolution: int = setting("REC_COVER_RESOLUTION", 0, "crop size; 0 = 224 for trained weights, 128 for "
+                                        "random ones.")
     cover_art_batch_size: int = Field(default=32)
     cover_art_workers: int = Field(default=1, description="Image decoding processes beside the network.")
     max_missing_share: float = Field(default=0.10, description="Warn above this share of zero (missing) vectors.")
@@ -122,18 +119,7 @@ class FeaturesResource(ConfigurableResource):
 
 def features_resource() -> FeaturesResource:
     """The feature settings with their environment variables bound (``EnvVar`` where set)."""
-    return FeaturesResource(
-        synopsis_encoder=env_or_default("REC_SYNOPSIS_ENCODER", DEFAULT_SYNOPSIS_ENCODER),
-        synopsis_pretrained_path=env_or_default("REC_WORD_VECTORS", ""),
-        cover_art_encoder=env_or_default("REC_COVER_ENCODER", ""),
-        cover_art_weights=env_or_default("REC_COVER_WEIGHTS", "auto"),
-        cover_art_resolution=env_or_default("REC_COVER_RESOLUTION", 0),
-    )
-
-
-def load_week_catalogue(warehouse_db: WarehouseResource, week: str) -> pd.DataFrame:
-    with warehouse_db.connect(read_only=True) as conn:
-        return query(conn, ANALYSES["week_catalogue"], {"scoring_week": week}).df()
+    return from_environment(FeaturesResource)
 
 
 def load_popularity(warehouse_db: WarehouseResource, week: str, context_name: str) -> pd.DataFrame:
@@ -222,6 +208,12 @@ def _check_specs(name: str, asset_name: str, with_vectors: bool = True) -> list[
 
 
 FEATURE_DEPS = ["week_titles", "raw_titles"]
+
+
+def embedding_asset(kind: str, name: str, kinds: set[str], code_version: str, description: str):
+    """The decorator of a title-embedding asset of the week: one group, partitions, inputs and checks for all."""
+    return asset(name=name, group_name=FEATURES_GROUP, kinds=kinds, partitions_def=SCORING_WEEKS, deps=FEATURE_DEPS,
+                 code_version=code_version, check_specs=_check_specs(kind, name), description=description)
 
 
 def embedding_outputs(kind: str, week: str, titles, result, seconds: float, artifacts: ArtifactsResource,
@@ -326,16 +318,11 @@ def title_categorical_features(
     yield from feature_checks("categorical", titles, train_rows.title_ids, None, None, train_rows.width, 1.0)
 
 
-@asset(
-    group_name=FEATURES_GROUP,
-    kinds={"python", "gensim"},
-    partitions_def=SCORING_WEEKS,
-    deps=FEATURE_DEPS,
-    code_version="synopsis-v3",
-    check_specs=_check_specs("synopsis", "title_synopsis_embeddings"),
-    description="Each title's synopsis as the TF-IDF-weighted sum of its words' GloVe 6B 50d vectors (default; or "
-                "catalogue-trained word2vec), or an all-MiniLM-L6-v2 sentence vector; a zero vector and a flag when "
-                "there is no synopsis or no known word. The metadata names the encoder and counts unknown words.",
+@embedding_asset(
+    "synopsis", "title_synopsis_embeddings", {"python", "gensim"}, "synopsis-v3",
+    "Each title's synopsis as the TF-IDF-weighted sum of its words' GloVe 6B 50d vectors (default; or "
+    "catalogue-trained word2vec), or an all-MiniLM-L6-v2 sentence vector; a zero vector and a flag when "
+    "there is no synopsis or no known word. The metadata names the encoder and counts unknown words.",
 )
 def title_synopsis_embeddings(
     context: AssetExecutionContext,
@@ -369,16 +356,11 @@ def title_synopsis_embeddings(
     )
 
 
-@asset(
-    group_name=FEATURES_GROUP,
-    kinds={"python", "pytorch"},
-    partitions_def=SCORING_WEEKS,
-    deps=FEATURE_DEPS,
-    code_version="cover-art-v3",
-    check_specs=_check_specs("cover_art", "title_cover_art_embeddings"),
-    description="Each title's cover art as an ImageNet CNN's activations before its classifier: EfficientNet-Lite0 "
-                "(1280 floats, default) or ResNet-34 (512); cached by image content and encoder; a missing or corrupt "
-                "image gives a zero vector and a flag. The metadata names the encoder and its weights' sha256.",
+@embedding_asset(
+    "cover_art", "title_cover_art_embeddings", {"python", "pytorch"}, "cover-art-v3",
+    "Each title's cover art as an ImageNet CNN's activations before its classifier: EfficientNet-Lite0 "
+    "(1280 floats, default) or ResNet-34 (512); cached by image content and encoder; a missing or corrupt "
+    "image gives a zero vector and a flag. The metadata names the encoder and its weights' sha256.",
 )
 def title_cover_art_embeddings(
     context: AssetExecutionContext,

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from dagster import TimeWindowPartitionMapping, WeeklyPartitionsDefinition
 
-from rec_assets.defs.resources import resolved, source_resource, windows_resource
+from rec_assets.defs.resources import SourceResource, WindowsResource, from_environment, resolved
 
 MONDAY = 0
 
@@ -37,8 +37,8 @@ def weeks_between(first_event_day: date, end_exclusive: date, first_scoring_week
 
 @lru_cache(maxsize=1)
 def _configured_span() -> tuple[date, date]:
-    source = resolved(source_resource())
-    windows = resolved(windows_resource())
+    source = resolved(from_environment(SourceResource))
+    windows = resolved(from_environment(WindowsResource))
     first_day, end_day = source.event_span()
     return weeks_between(first_day, end_day, windows.first_scoring_week)
 
@@ -55,7 +55,7 @@ SCORING_WEEKS = scoring_weeks_for(_FIRST_WEEK, _END_WEEK)
 
 def history_weeks() -> int:
     """Event weeks a scoring week reads before itself: the longest of X + Y and X'."""
-    windows = resolved(windows_resource())
+    windows = resolved(from_environment(WindowsResource))
     return math.ceil((windows.history_days + windows.label_days) / 7)
 
 

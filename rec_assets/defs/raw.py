@@ -23,13 +23,11 @@ from dagster import (
     asset_check,
 )
 
-from rec_assets import warehouse
+from rec_assets.asset_io import DUCKDB_POOL, RAW_GROUP
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.resources import SourceResource, WarehouseResource
 from rec_assets.quality.expectations import events_expectations, run_suite, titles_expectations
-
-RAW_GROUP = "raw"
-DUCKDB_POOL = "duckdb_writer"
+from rec_assets.storage import tables
 
 CHECK_RAW_EVENTS_REJECTED_SHARE = "raw_events_rejected_share_within_limit"
 CHECK_RAW_EVENTS_EXPECTATIONS = "raw_events_meet_expectations"
@@ -80,36 +78,31 @@ def snapshot_result(opened, rows: int, read) -> MaterializeResult:
     )
 
 
-@asset(
-    group_name=RAW_GROUP,
-    kinds={"duckdb", "python"},
-    pool=DUCKDB_POOL,
-    code_version="raw_titles-v1",
-    description="The title catalogue (one row per title) from the configured source.",
-)
-def raw_titles(context: AssetExecutionContext, source: SourceResource, warehouse_db: WarehouseResource):
+def store_snapshot(source: SourceResource, warehouse_db: WarehouseResource, kind: str):
+    """Read the source's ``kind`` ("titles" or "users") and replace its table, rejected rows recorded beside."""
     opened = source.open()
-    read = opened.read_titles(mode=source.bad_rows)
+    read = getattr(opened, f"read_{kind}")(mode=source.bad_rows)
     with warehouse_db.connect() as conn:
-        warehouse.record_rejected(conn, "titles", read.rejected)
-        rows = warehouse.replace_titles(conn, read.titles)
+        tables.record_rejected(conn, kind, read.rejected)
+        rows = getattr(tables, f"replace_{kind}")(conn, getattr(read, kind))
+    return opened, read, rows
+
+
+RAW_SNAPSHOT = dict(group_name=RAW_GROUP, kinds={"duckdb", "python"}, pool=DUCKDB_POOL)
+
+
+@asset(**RAW_SNAPSHOT, code_version="raw_titles-v1",
+       description="The title catalogue (one row per title) from the configured source.")
+def raw_titles(context: AssetExecutionContext, source: SourceResource, warehouse_db: WarehouseResource):
+    opened, read, rows = store_snapshot(source, warehouse_db, "titles")
     context.log.info(f"stored {rows} titles from {opened.name}; rejected {len(read.rejected)}")
     return snapshot_result(opened, rows, read)
 
 
-@asset(
-    group_name=RAW_GROUP,
-    kinds={"duckdb", "python"},
-    pool=DUCKDB_POOL,
-    code_version="raw_users-v1",
-    description="Users and their categorical features (country and what the source provides).",
-)
-def raw_users(context: AssetExecutionContext, source: SourceResource, warehouse_db: WarehouseResource):
-    opened = source.open()
-    read = opened.read_users(mode=source.bad_rows)
-    with warehouse_db.connect() as conn:
-        warehouse.record_rejected(conn, "users", read.rejected)
-        rows = warehouse.replace_users(conn, read.users)
+@asset(**RAW_SNAPSHOT, code_version="raw_users-v1",
+       description="Users and their categorical features (country and what the source provides).")
+def raw_users(source: SourceResource, warehouse_db: WarehouseResource):
+    opened, read, rows = store_snapshot(source, warehouse_db, "users")
     return MaterializeResult(
         metadata={
             "rows": rows,
@@ -158,9 +151,9 @@ def raw_watch_events(context: AssetExecutionContext, source: SourceResource, war
         now=bounds.latest, earliest=bounds.earliest, mode=source.bad_rows,
     )
     with warehouse_db.connect() as conn:
-        warehouse.record_rejected(conn, "events", read.rejected)
-        deleted, inserted = warehouse.replace_events(conn, read.events, start, end)
-        _, version = warehouse.events_fingerprint(conn, start or datetime(1, 1, 1), end)
+        tables.record_rejected(conn, "events", read.rejected)
+        deleted, inserted = tables.replace_events(conn, read.events, start, end)
+        _, version = tables.events_fingerprint(conn, start or datetime(1, 1, 1), end)
     rejected_share = len(read.rejected) / max(read.rows_read, 1)
     accounting = read.accounting()
     at_span_end = window.end >= SCORING_WEEKS.get_last_partition_window().end
@@ -277,7 +270,7 @@ def raw_title_tags(context: AssetExecutionContext, source: SourceResource, wareh
     read = opened.read_tags(mode=source.bad_rows, known_title_ids=known_titles,
                             bounds=source.timestamp_bounds(_utcnow()))
     with warehouse_db.connect() as conn:
-        warehouse.record_rejected(conn, "tags", read.rejected)
-        rows = warehouse.replace_title_tags(conn, read.tags)
+        tables.record_rejected(conn, "tags", read.rejected)
+        rows = tables.replace_title_tags(conn, read.tags)
     context.log.info(f"stored {rows} tag applications from {opened.name}; rejected {len(read.rejected)}")
     return snapshot_result(opened, rows, read)

@@ -1,8 +1,8 @@
-"""Typed resources: every setting a user may change, each bound to an environment variable.
+"""Typed resources: every setting a user may change, each bound to one environment variable.
 
-Each field's default is the value used when its environment variable is unset, so a fresh
-clone runs with no configuration; ``build_resources()`` binds a field to ``EnvVar`` only when
-the variable is set, which keeps the UI honest about where a value came from.
+A field made with ``setting(env, default, ...)`` has its one default there; ``from_environment(cls)`` binds
+it to ``EnvVar(env)`` when the variable is set, so a fresh clone runs with no configuration and the UI
+shows where each value came from. ``resources`` is the code location's resource set.
 """
 
 from __future__ import annotations
@@ -13,25 +13,59 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import dagster as dg
 import duckdb
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
+from rec_assets.asset_io import WAREHOUSE_TABLES
+from rec_assets.model.train import TrainConfig
 from rec_assets.sources.canonical import CanonicalSource
-from rec_assets.storage import DUCKDB_STORE, TableStore, is_duckdb_store
 from rec_assets.sources.movielens import MovieLensSource
+from rec_assets.sources.protocol import DEFAULT_EARLIEST_EVENT, DEFAULT_FUTURE_SLACK_DAYS, TimestampBounds
 from rec_assets.sources.simulator import config_for, ensure_generated, simulator_span
-from rec_assets.sources.validation import DEFAULT_EARLIEST_EVENT, DEFAULT_FUTURE_SLACK_DAYS, TimestampBounds
+from rec_assets.split.windows import WindowLengths
+from rec_assets.storage.duckdb_file import require_warehouse
+from rec_assets.storage.parquet import DUCKDB_STORE, TableStore, is_duckdb_store
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HOME = PROJECT_ROOT / ".rec_home"
+ENV_KEY = "env"
+R = TypeVar("R", bound=ConfigurableResource)
 
 
 def rec_home() -> Path:
     """Where the DuckDB file, artifacts and the Dagster instance live (``REC_HOME``)."""
     return Path(os.environ.get("REC_HOME") or DEFAULT_HOME).resolve()
+
+
+def setting(env: str, default: Any, description: str) -> Any:
+    """A resource field whose value the environment variable ``env`` sets (``from_environment``)."""
+    return Field(default=default, description=f"{env}: {description}", json_schema_extra={ENV_KEY: env})
+
+
+def env_names(cls: type[ConfigurableResource]) -> dict[str, str]:
+    """Field name -> the environment variable that sets it."""
+    return {name: info.json_schema_extra[ENV_KEY] for name, info in cls.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and ENV_KEY in info.json_schema_extra}
+
+
+def from_environment(cls: type[R], **values: Any) -> R:
+    """``cls`` with each field whose variable is set bound to it (``EnvVar``, read at launch; floats, which
+    Dagster's EnvVar cannot carry, read now); every other field keeps its default."""
+    for name, env in env_names(cls).items():
+        if env not in os.environ or name in values:
+            continue
+        annotation = cls.model_fields[name].annotation
+        if annotation in (float, "float"):
+            values[name] = float(os.environ[env])
+        elif annotation in (int, "int"):
+            values[name] = EnvVar.int(env)
+        else:
+            values[name] = EnvVar(env)
+    return cls(**values)
 
 
 SOURCE_KINDS = ("simulator", "movielens", "canonical")
@@ -41,30 +75,23 @@ BAD_ROW_MODES = ("quarantine", "fail")
 class SourceResource(ConfigurableResource):
     """Where raw titles, users and watch events come from, and what to do with bad rows."""
 
-    kind: str = Field(
-        default="simulator", description="REC_DATA_SOURCE: simulator (embedded, default), movielens or canonical."
+    kind: str = setting("REC_DATA_SOURCE", "simulator", "simulator (embedded, default), movielens or canonical.")
+    data_dir: str = setting("REC_DATA_DIR", "", "the directory of a movielens or canonical source.")
+    simulator_preset: str = setting("REC_SIM_PRESET", "default", "tiny, default or large.")
+    simulator_seed: int = setting("REC_SIM_SEED", 0, "the simulator's seed.")
+    home: str = setting("REC_HOME", "", "where generated sources are cached.")
+    bad_rows: str = setting("REC_BAD_ROWS", "quarantine", "quarantine bad rows into rejected_rows, or fail.")
+    max_rejected_share: float = setting(
+        "REC_MAX_REJECTED_SHARE", 0.01,
+        "above this share of rejected events (bad rows and cascades from rejected titles), a blocking check fails.",
     )
-    data_dir: str = Field(default="", description="REC_DATA_DIR: the directory of a movielens or canonical source.")
-    simulator_preset: str = Field(default="default", description="REC_SIM_PRESET: tiny, default or large.")
-    simulator_seed: int = Field(default=0, description="REC_SIM_SEED: the simulator's seed.")
-    home: str = Field(default="", description="REC_HOME: where generated sources are cached.")
-    bad_rows: str = Field(
-        default="quarantine", description="REC_BAD_ROWS: quarantine bad rows into rejected_rows, or fail."
+    earliest_event: str = setting(
+        "REC_EARLIEST_EVENT", DEFAULT_EARLIEST_EVENT,
+        "events and tags before this day (YYYY-MM-DD, UTC) are quarantined as implausible_timestamp.",
     )
-    max_rejected_share: float = Field(
-        default=0.01,
-        description="REC_MAX_REJECTED_SHARE: above this share of rejected events (bad rows and cascades from rejected "
-                    "titles), a blocking check fails.",
-    )
-    earliest_event: str = Field(
-        default=DEFAULT_EARLIEST_EVENT,
-        description="REC_EARLIEST_EVENT: events and tags before this day (YYYY-MM-DD, UTC) are quarantined as "
-                    "implausible_timestamp.",
-    )
-    future_slack_days: int = Field(
-        default=DEFAULT_FUTURE_SLACK_DAYS,
-        description="REC_FUTURE_SLACK_DAYS: events and tags later than the run's clock plus this many days are "
-                    "quarantined as future.",
+    future_slack_days: int = setting(
+        "REC_FUTURE_SLACK_DAYS", DEFAULT_FUTURE_SLACK_DAYS,
+        "events and tags later than the run's clock plus this many days are quarantined as future.",
     )
 
     def timestamp_bounds(self, now: datetime | None = None) -> TimestampBounds:
@@ -98,33 +125,42 @@ class SourceResource(ConfigurableResource):
         return self.open().event_span(self.timestamp_bounds())
 
 
-class WindowsResource(ConfigurableResource):
-    """Lengths of the four time windows of a scoring week (DESIGN.md), in days."""
+WINDOWS = WindowLengths()  # the split library's defaults
 
-    history_days: int = Field(default=730, description="REC_HISTORY_DAYS: X and X' (2 years by default).")
-    label_days: int = Field(default=14, description="REC_LABEL_DAYS: Y, the training labels before the scoring week.")
-    recent_popularity_days: int = Field(default=60, description="REC_RECENT_POPULARITY_DAYS: short popularity window.")
-    first_scoring_week: str = Field(
-        default="", description="REC_FIRST_WEEK: first scoring week (a Monday); default: the source's first week."
-    )
-    min_labelled_users: int = Field(
-        default=20,
-        description="REC_MIN_LABELLED_USERS: a week is trained and evaluated only when at least this many users "
-                    "have an event in Y and at least this many in Y'.",
+
+class WindowsResource(ConfigurableResource):
+    """Lengths of the four time windows of a scoring week (docs/design.md, "Windows"), in days."""
+
+    history_days: int = setting("REC_HISTORY_DAYS", WINDOWS.history_days, "X and X' (2 years by default).")
+    label_days: int = setting("REC_LABEL_DAYS", WINDOWS.label_days, "Y, the training labels before the scoring week.")
+    recent_popularity_days: int = setting("REC_RECENT_POPULARITY_DAYS", WINDOWS.recent_popularity_days,
+                                          "short popularity window.")
+    first_scoring_week: str = setting("REC_FIRST_WEEK", "", "first scoring week (a Monday); default: the source's "
+                                      "first week.")
+    min_labelled_users: int = setting(
+        "REC_MIN_LABELLED_USERS", 20,
+        "a week is trained and evaluated only when at least this many users have an event in Y and at least this "
+        "many in Y'.",
     )
 
 
 class WarehouseResource(ConfigurableResource):
     """The tables. By default the DuckDB file, one writer at a time: connections wait for the lock instead of
     failing. With ``REC_TABLE_STORE`` a path or ``s3://`` URI, Parquet files per partition there, read through
-    DuckDB views, so several workers share them with no lock (``rec_assets.storage``)."""
+    DuckDB views, so several workers share them with no lock (``rec_assets.storage.parquet``)."""
 
-    database: str = Field(default="", description="REC_DUCKDB: the DuckDB file (default REC_HOME/warehouse.duckdb).")
+    database: str = setting("REC_DUCKDB", "", "the DuckDB file (default REC_HOME/warehouse.duckdb).")
     lock_timeout_s: float = Field(default=900.0, description="How long a connection waits for another writer.")
-    table_store: str = Field(
-        default="",
-        description="REC_TABLE_STORE: 'duckdb' (the DuckDB file, default), or a shared path or s3://bucket/prefix "
-                    "holding every table as Parquet files per partition. Empty: REC_TABLE_STORE, else duckdb.",
+    table_store: str = setting(
+        "REC_TABLE_STORE", "",
+        "'duckdb' (the DuckDB file, default), or a shared path or s3://bucket/prefix holding every table as Parquet "
+        "files per partition. Empty: REC_TABLE_STORE, else duckdb.",
+    )
+    object_store_client: str = setting(
+        "REC_OBJECT_STORE_CLIENT", "auto",
+        "how an s3:// table store is reached: httpfs (DuckDB's extension), pyarrow (pyarrow.fs.S3FileSystem) or "
+        "auto (httpfs when it loads without installing, else pyarrow). Credentials: the AWS_* variables of the "
+        "process, never resource config.",
     )
 
     def store_setting(self) -> str:
@@ -137,8 +173,8 @@ class WarehouseResource(ConfigurableResource):
 
     def parquet_store(self) -> TableStore | None:
         """The Parquet table store, or None when the tables live in the DuckDB file."""
-        setting = self.store_setting()
-        return None if is_duckdb_store(setting) else TableStore.from_setting(setting)
+        configured = self.store_setting()
+        return None if is_duckdb_store(configured) else TableStore.from_setting(configured, self.object_store_client)
 
     def location(self) -> str:
         """Where the tables live: the DuckDB file's path, or the table store's path or URI."""
@@ -168,11 +204,15 @@ class WarehouseResource(ConfigurableResource):
                 conn = duckdb.connect(str(path), read_only=read_only)
                 break
             except duckdb.IOException as error:
-                if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                if "lock" in str(error).lower() and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 1.5, 2.0)
+                    continue
+                if "lock" in str(error).lower():
                     raise
-                time.sleep(delay)
-                delay = min(delay * 1.5, 2.0)
+                raise ValueError(f"{path} cannot be opened as a DuckDB warehouse: {error}") from error
         try:
+            require_warehouse(conn, path, WAREHOUSE_TABLES)
             yield conn
         finally:
             conn.close()
@@ -181,52 +221,73 @@ class WarehouseResource(ConfigurableResource):
 class ArtifactsResource(ConfigurableResource):
     """Files that are not tables: feature arrays, checkpoints, figures, caches."""
 
-    root: str = Field(default="", description="REC_ARTIFACTS: default REC_HOME/artifacts.")
+    root: str = setting("REC_ARTIFACTS", "", "default REC_HOME/artifacts.")
 
     def path(self, *parts: str) -> Path:
         base = Path(self.root).resolve() if self.root else rec_home() / "artifacts"
         return base.joinpath(*parts)
 
 
-def env_or_default(name: str, default: Any) -> Any:
-    """``EnvVar(name)`` when the variable is set, else the default; ints keep their type."""
-    if name not in os.environ:
-        return default
-    return EnvVar.int(name) if isinstance(default, int) and not isinstance(default, bool) else EnvVar(name)
+# The training library's defaults; the fields below that differ are sized for the platform's 2-core CPU.
+TRAIN = TrainConfig()
 
 
-def source_resource() -> SourceResource:
-    return SourceResource(
-        kind=env_or_default("REC_DATA_SOURCE", "simulator"),
-        data_dir=env_or_default("REC_DATA_DIR", ""),
-        simulator_preset=env_or_default("REC_SIM_PRESET", "default"),
-        simulator_seed=env_or_default("REC_SIM_SEED", 0),
-        home=env_or_default("REC_HOME", ""),
-        bad_rows=env_or_default("REC_BAD_ROWS", "quarantine"),
-        max_rejected_share=float(os.environ.get("REC_MAX_REJECTED_SHARE", "0.01")),
-        earliest_event=env_or_default("REC_EARLIEST_EVENT", DEFAULT_EARLIEST_EVENT),
-        future_slack_days=env_or_default("REC_FUTURE_SLACK_DAYS", DEFAULT_FUTURE_SLACK_DAYS),
-    )
+class TrainingResource(ConfigurableResource):
+    """Training settings shared by every variant (section 3 of the paper; sizes chosen for a 2-core CPU)."""
 
+    epochs: int = setting("REC_EPOCHS", 6, "at most this many epochs (early stopping may end sooner).")
+    batch_size: int = Field(default=512, description="Positives per batch.")
+    negative_rate: int = Field(default=TRAIN.negative_rate, description="bce: negatives per positive (1..30).")
+    learning_rate: float = Field(default=TRAIN.learning_rate)
+    embedding_dim: int = Field(default=512, description="User and item embedding size.")
+    history_len: int = Field(default=50, description="Last L titles of the history read by the user tower.")
+    patience: int = Field(default=1, description="Epochs without a validation improvement before stopping.")
+    loss: str = setting("REC_LOSS", TRAIN.loss, "sampled_softmax (in-batch + uniform negatives, logQ-corrected) "
+                        "or bce (the paper's, negative_rate uniform negatives).")
+    next_watch_per_user: int = Field(default=TRAIN.next_watch_per_user, description="Examples drawn from X per user "
+                                     "and epoch besides the Y labels (0: Y only, the paper's setup; -1: every watch).")
+    max_history_examples: int = Field(default=TRAIN.max_history_examples, description="At most this many examples "
+                                      "from X per epoch (uniform subsample beyond; 0: no cap).")
+    history_view: str = Field(default=TRAIN.history_view, description="What the user tower reads for an example "
+                              "from X: leave_one_out (every other watch) or next_watch (the watches before it).")
+    id_dropout: float = Field(default=TRAIN.id_dropout, description="Share of each batch's titles trained as cold "
+                              "ones: ID zeroed, popularity bins replaced by no_views (DropoutNet).")
+    modality_dropout: float = Field(default=TRAIN.modality_dropout, description="Probability of dropping each "
+                                    "metadata type of a title in training (one type always stays).")
+    seed: int = setting("REC_SEED", TRAIN.seed, "same seed, same weights.")
+    device: str = setting("REC_DEVICE", "cpu", "cpu, cuda or auto.")
+    threads: int = Field(default=2, description="torch CPU threads per training step.")
 
-def warehouse_resource() -> WarehouseResource:
-    """The warehouse as configured: REC_DUCKDB for the DuckDB file, REC_TABLE_STORE for a Parquet table store."""
-    return WarehouseResource(
-        database=env_or_default("REC_DUCKDB", ""),
-        table_store=env_or_default("REC_TABLE_STORE", ""),
-    )
-
-
-def windows_resource() -> WindowsResource:
-    return WindowsResource(
-        history_days=env_or_default("REC_HISTORY_DAYS", 730),
-        label_days=env_or_default("REC_LABEL_DAYS", 14),
-        recent_popularity_days=env_or_default("REC_RECENT_POPULARITY_DAYS", 60),
-        first_scoring_week=env_or_default("REC_FIRST_WEEK", ""),
-        min_labelled_users=env_or_default("REC_MIN_LABELLED_USERS", 20),
-    )
+    def train_config(self) -> TrainConfig:
+        fields = type(self).model_fields
+        return TrainConfig(**{name: getattr(self, name) for name in TrainConfig.__dataclass_fields__ if name in fields})
 
 
 def resolved(resource: ConfigurableResource) -> ConfigurableResource:
     """The resource with its EnvVar fields read now (for code outside a run, e.g. partitions)."""
     return resource.process_config_and_initialize()
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """Every resource of the code location, each setting bound to its environment variable where set."""
+    # Imported here: the asset modules import this one for the resource classes.
+    from rec_assets.defs.distributed import DistributedTrainingResource
+    from rec_assets.defs.evaluation import EvaluationResource
+    from rec_assets.defs.features import FeaturesResource
+
+    return dg.Definitions(
+        resources={
+            "source": from_environment(SourceResource),
+            "windows": from_environment(WindowsResource),
+            "warehouse_db": from_environment(WarehouseResource),
+            "artifacts": from_environment(ArtifactsResource),
+            "features": from_environment(FeaturesResource),
+            "training": from_environment(TrainingResource),
+            "evaluation": from_environment(EvaluationResource),
+            "distributed_training": from_environment(DistributedTrainingResource),
+            "pipes_client": dg.PipesSubprocessClient(),
+            # Small references (artifact paths and hashes) passed between assets, one file per partition.
+            "io_manager": dg.FilesystemIOManager(base_dir=str(rec_home() / "artifacts" / "refs")),
+        }
+    )

@@ -8,7 +8,6 @@ guard, and a GX suite checks the windows.
 """
 
 
-from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
@@ -22,12 +21,12 @@ from dagster import (
     asset,
 )
 
+from rec_assets.asset_io import DUCKDB_POOL, SQL_DIR, week_windows_for
 from rec_assets.defs.partitions import EVENTS_OF_SCORING_WEEK, SCORING_WEEKS
-from rec_assets.defs.raw import DUCKDB_POOL
 from rec_assets.defs.resources import WarehouseResource, WindowsResource
+from rec_assets.model.inputs import week_evaluability
 from rec_assets.quality.expectations import run_suite, split_windows_expectations
-from rec_assets.datasets import week_evaluability
-from rec_assets.split.windows import WeekEvaluability, WeekWindows, WindowLengths, week_windows
+from rec_assets.split.windows import WeekEvaluability
 from rec_assets.sqlmodels.runner import (
     TESTS_DIR,
     SqlModel,
@@ -39,7 +38,6 @@ from rec_assets.sqlmodels.runner import (
     upstream_models,
 )
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
 SPLIT_GROUP = "split"
 RAW_SOURCES = ("raw_watch_events", "raw_titles", "raw_users")
 
@@ -49,12 +47,6 @@ CHECK_SPLIT_WEEK_EVALUABLE = "split_week_has_enough_labelled_users"
 MODELS = discover_models(SQL_DIR, sources=RAW_SOURCES)
 DATA_TESTS = discover_queries(SQL_DIR, TESTS_DIR)
 _ORDER = topological_order(MODELS)
-
-
-def windows_for(context: AssetExecutionContext, windows: WindowsResource) -> WeekWindows:
-    lengths = WindowLengths(windows.history_days, windows.label_days, windows.recent_popularity_days)
-    time_window = context.partition_time_window
-    return week_windows(time_window.start, time_window.end, lengths)
 
 
 def data_test_result(conn, test: SqlModel, values: dict) -> AssetCheckResult:
@@ -139,7 +131,7 @@ def build_model_asset(model: SqlModel) -> AssetsDefinition:
         metadata={"sql_file": str(model.path.relative_to(SQL_DIR.parent))},
     )
     def _model_asset(context: AssetExecutionContext, warehouse_db: WarehouseResource, windows: WindowsResource):
-        week = windows_for(context, windows)
+        week = week_windows_for(context.partition_time_window, windows)
         values = week.as_sql_parameters()
         with warehouse_db.connect() as conn:
             result = materialize_partition(conn, model, values)

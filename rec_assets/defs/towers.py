@@ -9,7 +9,7 @@ the same week takes as its input: it reads its own upstream checkpoint, never "t
 import base64
 import io
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -21,92 +21,22 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetsDefinition,
-    ConfigurableResource,
     DataVersion,
     MetadataValue,
     Output,
     asset,
 )
-from pydantic import Field
 
-from rec_assets.artifacts import ArtifactRef
-from rec_assets.datasets import WeekData, load_week
-from rec_assets.defs.features import load_week_catalogue
+from rec_assets.asset_io import FEATURE_ASSETS, CheckpointRef, load_week_phase, tower_asset_name
 from rec_assets.defs.partitions import EVENTS_OF_SCORING_WEEK, SCORING_WEEKS
-from rec_assets.defs.resources import ArtifactsResource, WarehouseResource, WindowsResource
-from rec_assets.defs.split import windows_for
+from rec_assets.defs.resources import ArtifactsResource, TrainingResource, WarehouseResource, WindowsResource
 from rec_assets.model.checkpoint import embed_items, load_checkpoint, save_checkpoint
-from rec_assets.model.train import TrainConfig, train_variant
+from rec_assets.model.train import train_variant
 from rec_assets.model.variants import VARIANTS
+from rec_assets.storage.artifacts import ArtifactRef
 
 TOWERS_GROUP = "towers"
-FEATURE_INPUTS = {
-    "categorical": AssetIn("title_categorical_features"),
-    "synopsis": AssetIn("title_synopsis_embeddings"),
-    "cover_art": AssetIn("title_cover_art_embeddings"),
-}
-
-
-class TrainingResource(ConfigurableResource):
-    """Training settings shared by every variant (section 3 of the paper; sizes chosen for a 2-core CPU)."""
-
-    epochs: int = Field(default=6, description="REC_EPOCHS: at most this many epochs (early stopping may end sooner).")
-    batch_size: int = Field(default=512, description="Positives per batch.")
-    negative_rate: int = Field(default=20, description="Negatives sampled per positive (1..30).")
-    learning_rate: float = Field(default=1e-3)
-    embedding_dim: int = Field(default=512, description="User and item embedding size.")
-    history_len: int = Field(default=50, description="Last L titles of the history read by the user tower.")
-    patience: int = Field(default=1, description="Epochs without a validation improvement before stopping.")
-    loss: str = Field(default="sampled_softmax", description="REC_LOSS: sampled_softmax (in-batch + uniform "
-                      "negatives, logQ-corrected) or bce (the paper's, negative_rate uniform negatives).")
-    next_watch_per_user: int = Field(default=32, description="Examples drawn from X per user and epoch besides the Y "
-                                     "labels (0: Y only, the paper's setup; -1: every watch).")
-    max_history_examples: int = Field(default=400_000, description="At most this many examples from X per epoch "
-                                      "(uniform subsample beyond; 0: no cap).")
-    history_view: str = Field(default="leave_one_out", description="What the user tower reads for an example "
-                              "from X: leave_one_out (every other watch) or next_watch (the watches before it).")
-    id_dropout: float = Field(default=0.3, description="Share of each batch's titles trained as cold ones: ID "
-                              "zeroed, popularity bins replaced by no_views (DropoutNet).")
-    modality_dropout: float = Field(default=0.0, description="Probability of dropping each metadata type of a "
-                                    "title in training (one type always stays).")
-    seed: int = Field(default=0, description="REC_SEED: same seed, same weights.")
-    device: str = Field(default="cpu", description="REC_DEVICE: cpu, cuda or auto.")
-    threads: int = Field(default=2, description="torch CPU threads per training step.")
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            negative_rate=self.negative_rate,
-            learning_rate=self.learning_rate,
-            batch_size=self.batch_size,
-            epochs=self.epochs,
-            patience=self.patience,
-            loss=self.loss,
-            next_watch_per_user=self.next_watch_per_user,
-            max_history_examples=self.max_history_examples,
-            history_view=self.history_view,
-            id_dropout=self.id_dropout,
-            modality_dropout=self.modality_dropout,
-            seed=self.seed,
-            device=self.device,
-        )
-
-
-@dataclass(frozen=True)
-class CheckpointRef:
-    variant: str
-    scoring_week: str
-    path: str
-    sha256: str
-    run_id: str
-
-
-def load_week_phase(context: AssetExecutionContext, warehouse_db: WarehouseResource, windows: WindowsResource,
-                    features: tuple[ArtifactRef, ArtifactRef, ArtifactRef], phase: str) -> WeekData:
-    """The week's model inputs for one phase ("train": X -> Y, "score": X' -> Y'), read with a short-lived
-    read-only connection so that long training never holds the warehouse lock."""
-    catalogue = load_week_catalogue(warehouse_db, context.partition_key)
-    with warehouse_db.connect(read_only=True) as conn:
-        return load_week(conn, windows_for(context, windows), catalogue, *features, phase)
+FEATURE_INPUTS = {kind: AssetIn(name) for kind, name in FEATURE_ASSETS.items()}
 
 
 def loss_curve_markdown(train_loss: list[float], val_loss: list[float], title: str) -> str:
@@ -159,10 +89,6 @@ def checkpoint_checks(variant: str, result, path, items) -> list[AssetCheckResul
     ]
 
 
-def tower_asset_name(variant: str) -> str:
-    return f"tower_checkpoint_{variant}"
-
-
 def build_tower_asset(variant: str) -> AssetsDefinition:
     name = tower_asset_name(variant)
     check_names = [f"tower_{variant}_loss_decreased", f"tower_{variant}_weights_finite",
@@ -191,7 +117,8 @@ def build_tower_asset(variant: str) -> AssetsDefinition:
     ):
         week = context.partition_key
         torch.set_num_threads(training.threads)
-        data = load_week_phase(context, warehouse_db, windows, (categorical, synopsis, cover_art), "train")
+        features = (categorical, synopsis, cover_art)
+        data = load_week_phase(warehouse_db, windows, context.partition_time_window, features, "train")
         context.log.info(f"{variant}: {len(data.labels)} positives of {data.users.n_users} users, "
                          f"{data.items.n_titles} titles ({int(data.items.id_known.sum())} with an ID)")
         last_log = [0.0]

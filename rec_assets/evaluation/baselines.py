@@ -1,20 +1,9 @@
 """Non-learned baselines, producing top-K lists that go through the same metrics as the two-tower variants.
 
-Both use the machinery of :func:`rec_assets.evaluation.scoring.top_k_from_scores`, so exclusion of watched
-titles, candidate masks, -1 padding and chunking behave exactly as for the models.
-
-* ``random``: each user gets K titles drawn uniformly without replacement from the candidates they have not
-  watched (the paper's Table 2 baseline). Implemented as a top-K of independent uniform float64 keys, which is a
-  uniform K-subset; float64 keys make equal keys (and so the lower-index tie rule) practically impossible, where
-  float32 keys would collide several times per row for ~20,000 candidates.
-* ``popularity``: the candidates with most views in the history window X', the same order for everybody minus each
-  user's watched titles. Equal view counts rank the lower title index first. Cold-start titles have no X' views
-  by definition, so on the cold candidate set this baseline is the title-index order: meaningful for warm only.
-
-The default ``chunk_users`` is smaller than the scorer's because the keys here are float64: 1024 users x 20,000
-candidates is 164 MB per chunk.
-
-Pure code: no dagster import.
+``random`` is a uniform K-subset of each user's unwatched candidates (a top-K of float64 keys, so ties never
+happen); ``popularity`` ranks by X' views, the same for everybody, and so is meaningful for warm titles only. Both
+go through :func:`rec_assets.evaluation.scoring.top_k_from_scores` (the models' exclusion, padding and chunking).
+Why float64, and the chunk size: docs/design.md, "Baselines". Pure code: no dagster import.
 """
 
 from __future__ import annotations

@@ -1,31 +1,10 @@
 """Top-K metrics of the paper's section 4.1, computed per candidate set (warm / cold) and category (movie / tv).
 
-Definitions (for one candidate set and category, K = list length, default 6):
-
-* **Truth** of a user: the distinct titles of the candidate set and category the user watched in the label window
-  Y'. A Y' watch outside the candidate set or category is not truth here (a TV watch does not make a user evaluable
-  for movies), and a title watched several times counts once. A Y' re-watch of a title already watched in X' is
-  truth as given; since scoring excludes watched titles it can never be a hit, so the caller that wants the
-  paper's "predict new watches" reading drops such pairs from the truth before calling.
-* **Evaluated users**: users with at least one truth title. Only they enter any metric; their count is reported.
-* **Precision@K**: mean over evaluated users of hits / K. The denominator is K even when the list is shorter
-  (padded with -1 because fewer than K candidates were left): an empty slot is a miss.
-* **Recall@K**: mean over evaluated users of hits / (number of truth titles of the user). Not capped at K.
-* **Coverage@K**: number of distinct titles in the top-K lists of the *evaluated* users. Users without truth are
-  left out so that coverage and precision describe the same population and a model is not credited for lists no
-  label can judge.
-* **Converted Coverage@K**: number of distinct titles that are in some evaluated user's top K and that this same
-  user watched in Y' (a hit).
-* **No evaluated user** (an empty candidate set, or MovieLens, which has no TV): precision and recall are NaN (a mean
-  over nobody), coverage and converted coverage are 0, ``evaluated_users`` is 0. Reports show such cells as "n/a".
-
-Ties are the ranking's business (see ``scoring.top_k``); the metrics take the lists as given. A list that names a
-title twice, or names a title outside the candidate set, is a caller bug and raises ValueError.
-
-Per-user values (:func:`user_hits`: hits per list position, truth counts; P/R @any K) are what
-:func:`evaluate_top_k` averages; :func:`user_auc` is per-user ROC AUC (the LightFM paper's metric).
-
-Pure code: no dagster import.
+Truth = a user's distinct Y' watches within the candidate set and category; only users with truth are evaluated.
+Precision@K divides by K even for a padded list, Recall@K by the user's truth count; coverage counts distinct
+titles in the evaluated users' lists. A segment with nobody evaluated has NaN P/R and zero coverage. The lists are
+taken as given (a duplicate or non-candidate title raises ValueError). Per-user values: :func:`user_hits`,
+:func:`user_auc`. Definitions in full: docs/design.md, "Metrics". Pure code: no dagster import.
 """
 
 from __future__ import annotations

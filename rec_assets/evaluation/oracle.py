@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rec_assets.datasets import WeekData
+from rec_assets.model.inputs import WeekData
 from rec_assets.evaluation.metrics import candidate_masks, evaluate_segments
 from rec_assets.evaluation.scoring import CSR, top_k_from_scores
 from rec_assets.evaluation.week import history_exclusion, new_watch_truth, remap_truth, subset_users

@@ -1,23 +1,9 @@
 """Markdown tables and figures of the evaluation, shaped like the paper's Table 1, Table 2 and Figure 4.
 
-Input of the tables: a long DataFrame with columns ``scoring_week, variant, candidate_set (warm|cold), category
-(movie|tv), metric (precision|recall|coverage|converted_coverage), value, evaluated_users``; precision and recall
-as fractions, coverage counts as numbers (what ``metrics.evaluate_segments`` returns, plus week and variant).
-
-Rules shared by every table here:
-
-* A (week, variant, candidate set, category) with ``evaluated_users == 0`` (or a NaN value) contributes nothing.
-  A cell with no contributing week shows ``n/a`` (MovieLens has no TV, a week may have no cold TV title).
-* Several weeks are averaged per cell over the contributing weeks; lifts are computed between those means.
-* Lift % = 100 * (value - baseline) / baseline, the paper's "% lift w.r.t. the baseline"; undefined (shown as
-  ``lift n/a``) when the baseline cell is n/a or 0.
-* On the simulator, Table 2 also has the oracle rows (``evaluation/oracle.py``) and, under it, every row's
-  P and R as a share of ``oracle (metadata)``, the ceiling of what metadata can tell.
-
-Figures are drawn on a bare ``matplotlib.figure.Figure`` (Agg canvas, no pyplot), so no global backend state is
-touched and the PNG bytes are reproducible (no software/date metadata is written).
-
-Pure code: no dagster import.
+Input: the long frame of ``metrics.evaluate_segments`` plus ``scoring_week`` and ``variant``. A cell averages only
+its contributing weeks (evaluated users and a value); one with none reads ``n/a``, and a lift against an n/a or 0
+baseline reads ``lift n/a``. Figures use a bare Agg ``Figure`` (no pyplot), so their PNG bytes are reproducible.
+The rules in full: docs/design.md, "Evaluation report". Pure code: no dagster import.
 """
 
 from __future__ import annotations

@@ -1,22 +1,9 @@
 """Top-K retrieval from two-tower embeddings: one matrix product per user chunk, then ``torch.topk``.
 
-Contract of :func:`top_k` (the evaluation and the weekly recommendation table both rely on it):
-
-* **Scores are logits.** The returned score of (user u, title i) is the dot product ``u . i``, the input of the
-  model's sigmoid; ``torch.sigmoid(scores)`` is the predicted watch probability. Ranking is done on the logits, not
-  on the probabilities, because float32 sigmoid saturates to exactly 1.0 for logits above ~17 and would turn
-  distinct scores into ties. The ranking is the same as the sigmoid's wherever the sigmoid is not saturated.
-* **Exclusion and candidates.** Titles the user already watched (``exclude``) and titles outside ``candidate_mask``
-  are never returned. Only candidate columns are scored at all (the item matrix is restricted to the candidates
-  before the product), so a cold-start candidate set of a few hundred titles costs a few hundred columns.
-* **Padding.** When a user has fewer than ``k`` valid candidates left, the tail of the row holds index ``-1`` and
-  score ``-inf``.
-* **Deterministic ties.** Within a row, results are ordered by score descending, then by title index ascending;
-  when several titles tie at the K-th place, the lower title indices are the ones kept. ``torch.topk`` alone does
-  not promise either, so boundary ties are resolved explicitly (see :func:`_top_k_rows`).
-* **Bounded memory.** At most ``chunk_users x n_candidates`` scores exist at a time, whatever the number of users.
-
-Pure code: no dagster import.
+The contract of :func:`top_k`, which the evaluation and the recommendation table rely on: scores are logits (ranked
+before the sigmoid, which saturates); watched and non-candidate titles are never returned; short rows are padded
+with -1 / -inf; ties go to the lower title index, the K-th place included; at most ``chunk_users x n_candidates``
+scores exist at once. In full: docs/design.md, "Top-K retrieval". Pure code: no dagster import.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rec_assets.datasets import WeekData
+from rec_assets.model.inputs import WeekData
 from rec_assets.evaluation.baselines import popularity_top_k, random_top_k
 from rec_assets.evaluation.metrics import candidate_masks, evaluate_segments
 from rec_assets.evaluation.scoring import CSR, top_k

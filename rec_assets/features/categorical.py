@@ -1,30 +1,10 @@
-"""Categorical title features: one high-dimensional binary (multi-hot) vector per title (paper section 3.2).
+"""Categorical title features: one multi-hot vector per title (paper section 3.2), as CSR rows (`SparseRows`).
 
-The vector is the concatenation, in this order, of one block per field:
-
-===================== ==========================================================================================
-field                 columns
-===================== ==========================================================================================
-``genre``             every genre seen in the catalogue (sorted)
-``subgenre``          every subgenre seen in the catalogue (sorted)
-``actor``             the ``top_n_actors`` most frequent actors (frequency = number of titles; ties by name)
-``director``          the ``top_n_directors`` most frequent directors (same rule)
-``tag``               the ``top_n_tags`` most frequent tags (same rule: number of titles carrying the tag)
-``maturity_rating``   every rating seen (sorted)
-``country``           every country of origin seen (sorted)
-``release_year``      one column per year seen, or per ``release_year_bucket``-year bucket (``"1990-1994"``)
-``acquisition_month`` one column per ``YYYY-MM`` seen
-``popularity_2y``     ``popularity_bins`` uniform bins over the log-share range, then ``no_views``
-``popularity_60d``    the same over the last 60 days
-===================== ==========================================================================================
-
-The vocabulary is fitted once (on the catalogue and on the *training* popularity) and is then used to encode both the
-training and the scoring features: the popularity bin edges live in the vocabulary, the popularity values come from
-the frame passed to :func:`encode`. A missing value sets no bit in its block.
-
-Tags are time-dependent too: they come from the list column ``tags`` of the titles frame, which the caller fills with
-the tags applied before the end of the history window the rows serve (training: X, scoring: X'); fit on the training
-frame. Without a ``tags`` column the ``tag`` block has no columns, and the vector is what it was before tags existed.
+The vector concatenates one block per field, in :data:`FIELDS` order: genre, subgenre, the most frequent actors,
+directors and tags, maturity rating, country, release year, acquisition month, and two popularity windows. The
+vocabulary is fitted once, on the catalogue and the *training* popularity and tags, then encodes both training and
+scoring frames (popularity bin edges live in the vocabulary); a missing value sets no bit in its block. Each
+block's columns, and why tags are time-dependent: docs/design.md, "Categorical title features".
 """
 
 from __future__ import annotations
@@ -37,32 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-GENRE = "genre"
-SUBGENRE = "subgenre"
-ACTOR = "actor"
-DIRECTOR = "director"
-TAG = "tag"
-MATURITY_RATING = "maturity_rating"
-COUNTRY = "country"
-RELEASE_YEAR = "release_year"
-ACQUISITION_MONTH = "acquisition_month"
-POPULARITY_2Y = "popularity_2y"
-POPULARITY_60D = "popularity_60d"
-
-#: Block order in the vector.
+#: The fields, in block order in the vector; each also has a name below (``GENRE == "genre"``, ...).
 FIELDS: tuple[str, ...] = (
-    GENRE,
-    SUBGENRE,
-    ACTOR,
-    DIRECTOR,
-    TAG,
-    MATURITY_RATING,
-    COUNTRY,
-    RELEASE_YEAR,
-    ACQUISITION_MONTH,
-    POPULARITY_2Y,
-    POPULARITY_60D,
+    "genre", "subgenre", "actor", "director", "tag", "maturity_rating", "country", "release_year",
+    "acquisition_month", "popularity_2y", "popularity_60d",
 )
+(GENRE, SUBGENRE, ACTOR, DIRECTOR, TAG, MATURITY_RATING, COUNTRY, RELEASE_YEAR, ACQUISITION_MONTH, POPULARITY_2Y,
+ POPULARITY_60D) = FIELDS
 
 #: Popularity field -> column of the popularity frame holding log(views / total views) for that period.
 POPULARITY_SHARE_COLUMNS: Mapping[str, str] = {POPULARITY_2Y: "share_long_log", POPULARITY_60D: "share_recent_log"}
@@ -125,12 +86,6 @@ class SparseRows:
         rows = np.repeat(np.arange(self.n_rows), self.nnz_per_row())
         dense[rows, self.indices] = 1
         return dense
-
-    def to_scipy(self):  # -> scipy.sparse.csr_matrix
-        from scipy.sparse import csr_matrix
-
-        data = np.ones(len(self.indices), dtype=np.float32)
-        return csr_matrix((data, self.indices, self.offsets), shape=(self.n_rows, self.width))
 
 
 # --------------------------------------------------------------------------------------------------------------------

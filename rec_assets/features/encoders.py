@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rec_assets.artifacts import Artifact, ArtifactRef
+from rec_assets.storage.artifacts import Artifact, ArtifactRef
 
 #: A feature artifact: the reference an asset hands on, an opened artifact, or its directory.
 FeatureArtifact = ArtifactRef | Artifact | str | Path

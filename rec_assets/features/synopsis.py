@@ -28,7 +28,7 @@ from gensim.models import KeyedVectors, Word2Vec
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from rec_assets.features.text import tokenize
-from rec_assets.model.checkpoint import file_sha256
+from rec_assets.storage.hashing import file_sha256
 
 PRETRAINED_FORMATS: tuple[str, ...] = ("word2vec_text", "word2vec_binary", "glove")
 WORD2VEC, GLOVE50, MINILM = "word2vec", "glove50", "minilm"

@@ -7,7 +7,6 @@ order of the training features, and whatever `extra` metadata the caller adds (v
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,18 +16,12 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from rec_assets.faults import crash_point
 from rec_assets.model.data import ItemFeatures, UserData, item_tensors, user_tensors
 from rec_assets.model.towers import ModelConfig, TwoTowerModel
+from rec_assets.storage.hashing import file_sha256
 
 FORMAT_VERSION = 2  # 2: input standardisation buffers and per-type LayerNorms in the item tower
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_checkpoint(path: str | os.PathLike, model: TwoTowerModel, title_ids: np.ndarray,
@@ -52,6 +45,7 @@ def save_checkpoint(path: str | os.PathLike, model: TwoTowerModel, title_ids: np
             f.flush()
             os.fsync(f.fileno())
         digest = file_sha256(tmp)
+        crash_point("checkpoint")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

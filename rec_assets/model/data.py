@@ -51,14 +51,7 @@ class ItemFeatures:
         for name in ("is_tv", "synopsis_missing", "cover_art_missing", "id_known"):
             value = getattr(self, name)
             _check(value.shape == (n,) and value.dtype == np.bool_, f"ItemFeatures.{name} must be bool [{n}]")
-        _check(self.categorical_offsets.shape == (n + 1,), f"ItemFeatures.categorical_offsets must be [{n + 1}]")
-        _check(self.categorical_offsets[0] == 0 and np.all(np.diff(self.categorical_offsets) >= 0),
-               "ItemFeatures.categorical_offsets must start at 0 and not decrease")
-        _check(self.categorical_offsets[-1] == len(self.categorical_indices),
-               "ItemFeatures.categorical_offsets[-1] must equal len(categorical_indices)")
-        if len(self.categorical_indices):
-            _check(self.categorical_indices.min() >= 0 and self.categorical_indices.max() < self.categorical_width,
-                   f"ItemFeatures.categorical_indices must lie in [0, {self.categorical_width})")
+        _check_csr(self, "categorical_offsets", "categorical_indices", n, self.categorical_width, "must lie in")
         for name in ("synopsis", "cover_art"):
             value = getattr(self, name)
             _check(value.ndim == 2 and value.shape[0] == n, f"ItemFeatures.{name} must be [{n}, d]")
@@ -88,14 +81,7 @@ class UserData:
             _check(self.feature_codes.min() >= 0, "UserData.feature_codes must be >= 0")
             _check(bool(np.all(self.feature_codes.max(axis=0) <= np.asarray(self.feature_cardinalities))),
                    "UserData.feature_codes exceed feature_cardinalities")
-        _check(self.history_offsets.shape == (n + 1,), f"UserData.history_offsets must be [{n + 1}]")
-        _check(self.history_offsets[0] == 0 and np.all(np.diff(self.history_offsets) >= 0),
-               "UserData.history_offsets must start at 0 and not decrease")
-        _check(self.history_offsets[-1] == len(self.history_items),
-               "UserData.history_offsets[-1] must equal len(history_items)")
-        if len(self.history_items):
-            _check(self.history_items.min() >= 0 and self.history_items.max() < n_titles,
-                   f"UserData.history_items must be title rows in [0, {n_titles})")
+        _check_csr(self, "history_offsets", "history_items", n, n_titles, "must be title rows in")
 
 
 @dataclass
@@ -127,6 +113,17 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
+
+
+def _check_csr(owner: object, offsets_name: str, values_name: str, n_rows: int, bound: int, values_are: str) -> None:
+    """The CSR fields `offsets_name` / `values_name` of `owner`: n_rows + 1 offsets from 0, not decreasing, ending at
+    the number of values, and every value in [0, bound)."""
+    offsets, values, cls = getattr(owner, offsets_name), getattr(owner, values_name), type(owner).__name__
+    _check(offsets.shape == (n_rows + 1,), f"{cls}.{offsets_name} must be [{n_rows + 1}]")
+    _check(offsets[0] == 0 and np.all(np.diff(offsets) >= 0), f"{cls}.{offsets_name} must start at 0 and not decrease")
+    _check(offsets[-1] == len(values), f"{cls}.{offsets_name}[-1] must equal len({values_name})")
+    if len(values):
+        _check(values.min() >= 0 and values.max() < bound, f"{cls}.{values_name} {values_are} [0, {bound})")
 
 
 # --- ID vocabularies -------------------------------------------------------------------------------------------

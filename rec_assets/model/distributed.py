@@ -1,21 +1,12 @@
 """Data-parallel training with torch.distributed DistributedDataParallel, launched by torchrun (pure torch code).
 
-The one loop of ``rec_assets.model.train.train`` with ``distributed=True``: each global batch is cut into one
-contiguous shard of rows per rank, DDP all-reduces the gradients, every draw is made identically on every rank,
-so the weights equal single-process training up to summation order. Backend: ``gloo`` on CPU, ``nccl`` on GPU.
-
-Run by torchrun (one process per CPU socket or GPU), normally through Dagster Pipes
-(``rec_assets/defs/distributed.py``)::
+The one loop of ``rec_assets.model.train.train`` with ``distributed=True``: one shard of each global batch per
+rank, gradients all-reduced, every draw identical on every rank, so the weights equal single-process training up
+to summation order (``gloo`` on CPU, ``nccl`` on GPU). Normally run through Dagster Pipes, which rank 0 reports
+its checkpoint to (``rec_assets/defs/distributed.py``)::
 
     torchrun --standalone --nproc_per_node 2 -m rec_assets.model.distributed \\
         --problem <training problem dir> --out <checkpoint.pt> --variant attention_id --config '{"epochs": 6}'
-
-Rank 0 writes the checkpoint (``rec_assets.model.checkpoint.save_checkpoint``) and, when started by Dagster
-Pipes, reports it as the asset's materialisation (path, sha256, losses; data version = sha256). Only the
-lightweight ``dagster_pipes`` package is imported, and only then.
-
-The training problem is a directory of ``.npy`` arrays plus ``meta.json`` (``problem_arrays`` /
-``load_problem``), written by the orchestrating asset on storage every worker can read.
 """
 
 from __future__ import annotations
@@ -40,7 +31,7 @@ from rec_assets.model.train import TrainConfig, TrainResult, resolve_device, tra
 
 
 def problem_arrays(items: ItemFeatures, users: UserData, positives: Interactions) -> tuple[dict, dict]:
-    """(arrays, meta) of a training problem, for ``rec_assets.artifacts.write_artifact`` or ``save_problem``."""
+    """(arrays, meta) of a training problem, for ``rec_assets.storage.artifacts.write_artifact`` or ``save_problem``."""
     arrays = {f"items.{f.name}": getattr(items, f.name) for f in dataclasses.fields(items)
               if f.name != "categorical_width"}
     arrays |= {f"users.{f.name}": getattr(users, f.name) for f in dataclasses.fields(users)

@@ -1,28 +1,11 @@
 """The two-tower model of the paper, section 3: a user tower, an item tower, score = sigmoid(u . i).
 
-User tower: the last L watched titles -> history-item embedding + learned position embedding -> attention
-pooling (O = z^T tanh(P h + b), softmax over the non-padding positions) ; user features -> embeddings -> MLP ;
-[NCF variant: + user-ID embedding] ; concatenated -> three residual blocks -> embedding_dim.
-
-The history titles have their own small embedding table instead of sharing the item tower's ID embedding: the
-paper keeps the user encoder fixed across the item-tower variants, and the no-ID variants have no item ID table
-to share. Rows are the same title vocabulary (titles with an event in the training period).
-
-Item tower: one embedding per metadata type (ID, categorical multi-hot, synopsis, cover art) at a common width;
-each layer-normalised (so no type dominates the fusion by sheer magnitude: a sum of ~16 categorical embeddings,
-or a projection of ResNet activations, is far larger than an ID embedding); fused by attention (alpha = softmax over the types present for that title) or plain concatenation; then a
-one-layer perceptron to embedding_dim. A missing type (missing synopsis/cover, no categorical column, or an ID
-zeroed because the title is unknown) contributes a zero vector and is masked out of the softmax, so a cold
-title is represented by its metadata alone.
-
-Scale. The real dense inputs are unnormalised: cover art is pooled ResNet activations (norms ~1e3, mostly one offset
-shared by every title), synopsis is L2-normalised. The item tower standardises each dense input with statistics of
-the training features (`fit_input_statistics`, buffers in the state dict, so scoring applies the same transform):
-the per-dimension mean is removed and the result divided by one scale (the root mean per-dimension variance), which
-keeps the relative spread of the dimensions and is safe for constant ones. Both towers end in a linear layer whose
-weights are initialised small enough (`init_logit_std`) that the initial logits u . i are near 0 whatever the
-embedding width: an unscaled 512-wide dot product of default-initialised layers starts at logits of +-10 and more,
-which the BCE turns into losses of 10-100 and which Adam spends the short training undoing.
+User tower: the last L watched titles (their own history-item embedding, position embedding, attention pooling),
+user features and, in the NCF variant, a user-ID embedding -> three residual blocks. Item tower: one
+layer-normalised embedding per metadata type (ID, categorical, synopsis, cover art), fused by attention or
+concatenation, then a one-layer perceptron. A missing type contributes a zero vector masked out of the fusion, so
+a cold title is represented by its metadata alone. Dense inputs are standardised with training statistics kept in
+the state dict (`fit_input_statistics`). Why each choice: docs/design.md, "The two-tower model".
 """
 
 from __future__ import annotations

@@ -84,7 +84,3 @@ def build_model(variant: str | VariantConfig, items: ItemFeatures, users: UserDa
     model.user_vocab.copy_(torch.from_numpy(user_vocabulary(users)))
     model.item_tower.fit_input_statistics(item_tensors(items, title_vocabulary(items)))
     return model
-
-
-def variant_names() -> list[str]:
-    return list(VARIANTS)

@@ -1,59 +1,28 @@
-"""Peer recommenders behind one small protocol, ranked and scored by the two-tower variants' evaluation code.
+"""Peer recommenders (implicit ALS / BPR, LightFM, a retrained two-tower variant) behind one small protocol.
 
-Protocol
-========
-
-* A :class:`TrainingSet` is what every system may learn from: the training phase of a week (history X, labels Y,
-  item features as of the end of X) plus the users x titles watch-count matrix of X ∪ Y and the ``trainable`` titles
-  (``id_known``, minus any held-out title). :func:`training_set` builds it from the ``"train"`` phase of
-  :func:`rec_assets.datasets.load_week`; the item-holdout protocol (``peers.holdout``) builds one with some titles
-  removed.
-* An adapter (:data:`ADAPTERS`: ``als``, ``bpr``, ``lightfm``, and ``two_tower:<variant>``) has ``fit(training,
-  config) -> FittedPeer``. A :class:`FittedPeer` has ``embed(items, users) -> PeerScores``: a user matrix, an item
-  matrix and the ``scorable`` titles, for the scoring phase's item features and users. Every peer here is a
-  dot-product model (LightFM and BPR fold their item bias into one extra column), so ranking goes through
-  ``evaluation.week.rank_segments`` -> ``evaluation.scoring.top_k`` -> ``top_k_from_scores``: the exclusion of
-  already-watched titles, the -1 padding and the tie rule are the ones of the two-tower evaluation.
-* :func:`evaluate_fitted` turns those embeddings into top-K lists per segment and metrics through
-  ``evaluation.metrics.evaluate_segments``, with exclusion, truth and evaluated users built by the helpers of
-  ``evaluation.week`` (``history_exclusion``, ``new_watch_truth``, ``subset_users``).
-
-Titles a peer cannot score
-==========================
-
-ALS and BPR learn one vector per title seen in training; a title with no training interaction (a cold-start title,
-a held-out title) has none. Such titles are ``scorable = False``. Within a segment, unscorable candidates are left
-out of the ranking (never recommended) but stay in the segment's truth, so a peer is not credited for skipping
-them. A segment with **no** scorable candidate (the cold segments and the holdout protocol for ALS/BPR) is *not
-applicable*: its rows carry ``value = NaN`` for every metric and the ``evaluated_users`` the segment has for every
-other system, so the report shows ``n/a`` while the population stays visible. LightFM scores every title from its
-features (identity features exist only for trainable titles).
-
-Pure code: no dagster import. implicit and lightfm are imported lazily (an optional extra, ``.[peers]``).
+An adapter (:func:`adapter`) has ``fit(training, config) -> FittedPeer``; a fitted peer has ``embed(items, users) ->
+PeerScores``: a user matrix, an item matrix and the ``scorable`` titles. Every peer is a dot-product model, so it is
+ranked and scored by the two-tower evaluation code (``peers.evaluate``). ALS and BPR cannot score a title without a
+training interaction (``scores_cold`` false). Pure code: no dagster import; implicit and lightfm are imported lazily
+(an optional extra, ``.[peers]``). The protocol in full: docs/design.md, "Peers".
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from rec_assets.datasets import WeekData
-from rec_assets.evaluation.metrics import METRICS, candidate_masks, evaluate_segments
-from rec_assets.evaluation.week import remap_truth, history_exclusion, new_watch_truth, rank_segments, subset_users
+from rec_assets.model.inputs import WeekData
 from rec_assets.model.data import Interactions, ItemFeatures, UserData
 
 __all__ = [
     "ADAPTERS",
     "ALSConfig",
     "BPRConfig",
-    "EvaluationContext",
     "FittedPeer",
     "LightFMConfig",
     "PeerAdapter",
@@ -61,11 +30,9 @@ __all__ = [
     "TrainingSet",
     "TwoTowerConfig",
     "adapter",
-    "evaluate_fitted",
-    "evaluation_context",
+    "config_dict",
+    "interaction_matrix",
     "training_set",
-    "user_values",
-    "week_masks",
 ]
 
 
@@ -437,123 +404,3 @@ def config_dict(config: Any) -> dict:
                 for k, v in asdict(config).items()}
     except TypeError:
         return {"repr": repr(config)}
-
-
-# --- evaluation through the two-tower code -----------------------------------------------------------------------
-
-
-def week_masks(data: WeekData) -> dict[tuple[str, str], np.ndarray]:
-    """The four warm/cold x movie/tv segments of the week, exactly as ``evaluate_week`` builds them."""
-    catalogue = data.catalogue
-    return candidate_masks(catalogue["is_warm"].to_numpy(bool), catalogue["is_cold_start"].to_numpy(bool),
-                           data.items.is_tv)
-
-
-@dataclass
-class EvaluationContext:
-    """Who is evaluated and against what, built once per (week, protocol) by ``evaluation.week``'s helpers."""
-
-    rows: np.ndarray  # user rows (of the data's UserData) with a new watch in the label window, sorted
-    users: UserData  # those users, with their histories
-    exclusion: Any  # CSR over ``rows``: titles already watched in the history window
-    truth: tuple[np.ndarray, np.ndarray]  # (position in rows, title row) of new watches
-    masks: dict[tuple[str, str], np.ndarray]
-    n_titles: int = 0
-    extra: dict = field(default_factory=dict)
-
-
-def evaluation_context(data: WeekData, masks: Mapping[tuple[str, str], np.ndarray] | None = None) -> EvaluationContext:
-    """Exclusion = each user's history window, truth = label-window watches minus already-watched titles, users =
-    those with such a watch (the same construction as ``evaluation.week.evaluate_week``)."""
-    exclusion_all = history_exclusion(data.users)
-    truth_all = new_watch_truth(data, exclusion_all)
-    rows = np.unique(truth_all[0])
-    users = subset_users(data.users, rows)
-    return EvaluationContext(rows=rows, users=users, exclusion=history_exclusion(users),
-                             truth=remap_truth(truth_all, rows), masks=dict(masks if masks is not None
-                                                                             else week_masks(data)),
-                             n_titles=data.items.n_titles)
-
-
-def not_applicable_frame(ctx: EvaluationContext, segments, k: int) -> pd.DataFrame:
-    """Rows of segments a system cannot rank: NaN values, the evaluated-user count every other system gets."""
-    empty = {s: np.full((len(ctx.rows), k), -1, dtype=np.int64) for s in segments}
-    frame = evaluate_segments(empty, ctx.truth, {s: ctx.masks[s] for s in segments}, k)
-    frame["value"] = np.nan
-    return frame
-
-
-def evaluate_scores(scores: PeerScores, ctx: EvaluationContext, k: int = 6, chunk_users: int = 4096,
-                    user_rows: np.ndarray | None = None, per_user: dict | None = None) -> pd.DataFrame:
-    """Metrics of one system's embeddings: candidate_set, category, metric, value, evaluated_users.
-
-    ``user_rows``: the row of each evaluated user in ``scores.user_embeddings`` (default ``ctx.rows``, i.e. the
-    embeddings are of every user of the week's UserData). ``per_user``: filled with the ranked segments'
-    ``metrics.UserHits`` (rows follow ``ctx.rows``; see :func:`user_values`).
-    """
-    rows = ctx.rows if user_rows is None else user_rows
-    user_emb = torch.from_numpy(np.ascontiguousarray(scores.user_embeddings[rows], dtype=np.float32))
-    item_emb = torch.from_numpy(np.ascontiguousarray(scores.item_embeddings, dtype=np.float32))
-    ranking_masks = {s: m & scores.scorable for s, m in ctx.masks.items() if (m & scores.scorable).any()}
-    skipped = [s for s, m in ctx.masks.items() if s not in ranking_masks and m.any()]
-    empty_segments = [s for s, m in ctx.masks.items() if not m.any()]
-    lists = rank_segments(user_emb, item_emb, ctx.exclusion, ranking_masks, k, chunk_users)
-    # An empty candidate set is evaluated as any system's would be (nobody evaluated, NaN precision): -1 lists.
-    lists.update({s: np.full((len(rows), k), -1, dtype=np.int64) for s in empty_segments})
-    hits: dict = {}
-    frames = [evaluate_segments(lists, ctx.truth, {s: ctx.masks[s] for s in lists}, k, per_user=hits)]
-    if per_user is not None:
-        per_user.update({s: h for s, h in hits.items() if s not in empty_segments})
-    if skipped:
-        frames.append(not_applicable_frame(ctx, skipped, k))
-    frame = pd.concat(frames, ignore_index=True)
-    order = {s: i for i, s in enumerate(ctx.masks)}
-    frame["_o"] = [order[(a, b)] * len(METRICS) + METRICS.index(m)
-                   for a, b, m in zip(frame.candidate_set, frame.category, frame.metric)]
-    return frame.sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
-
-
-def evaluate_fitted(fitted: FittedPeer, data: WeekData, ctx: EvaluationContext | None = None, k: int = 6,
-                    chunk_users: int = 4096, embed_users: UserData | None = None,
-                    embed_items: ItemFeatures | None = None, per_user: dict | None = None,
-                    ) -> tuple[pd.DataFrame, float]:
-    """(metrics frame, scoring seconds) of a fitted peer on ``data``'s history -> labels.
-
-    ``embed_users`` / ``embed_items`` replace the data's users / items as the model's input (the holdout protocol
-    hides held-out titles from them); exclusion and truth always come from ``data``.
-    """
-    started = time.perf_counter()
-    ctx = ctx or evaluation_context(data)
-    scores = fitted.embed(data.items if embed_items is None else embed_items,
-                           data.users if embed_users is None else embed_users)
-    if scores.user_embeddings.shape[0] != data.users.n_users:
-        raise ValueError("embed returned a user matrix that does not follow the data's users")
-    frame = evaluate_scores(scores, ctx, k, chunk_users, per_user=per_user)
-    return frame, time.perf_counter() - started
-
-
-def fit_and_evaluate(name: str, config: Any, training: TrainingSet, data: WeekData, ctx: EvaluationContext,
-                     k: int = 6, **kwargs) -> tuple[pd.DataFrame, float, float]:
-    """(metrics, train seconds, score seconds) of peer ``name`` fitted on ``training`` and evaluated on ``data``."""
-    peer = adapter(name)
-    started = time.perf_counter()
-    fitted = peer.fit(training, config) if config is not None else peer.fit(training)
-    train_seconds = time.perf_counter() - started
-    frame, score_seconds = evaluate_fitted(fitted, data, ctx, k, **kwargs)
-    return frame, train_seconds, score_seconds
-
-
-def user_values(hits: Mapping[tuple[str, str], Any], user_ids: np.ndarray, ks: tuple[int, ...] = (6,)) -> pd.DataFrame:
-    """Per-user values of ranked segments (``segment -> metrics.UserHits`` over the same user rows as ``user_ids``):
-    columns candidate_set, category, user_id, n_truth, ``p@k`` and ``r@k`` per k; evaluated users only."""
-    frames = []
-    for (candidate_set, category), h in hits.items():
-        evaluated = h.evaluated
-        columns = {"candidate_set": candidate_set, "category": category,
-                   "user_id": np.asarray(user_ids)[evaluated], "n_truth": h.truth_count[evaluated]}
-        for k in ks:
-            columns[f"p@{k}"] = h.precision(k)
-            columns[f"r@{k}"] = h.recall(k)
-        frames.append(pd.DataFrame(columns))
-    columns = ["candidate_set", "category", "user_id", "n_truth", *(f"{m}@{k}" for k in ks for m in ("p", "r"))]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

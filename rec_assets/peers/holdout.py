@@ -1,25 +1,10 @@
 """The item-holdout protocol of the LightFM paper (Kula 2015, section 4.2), on one scoring week's windows.
 
-* **Split.** ``share`` (20%) of the titles that have any interaction in the week's history windows (X, Y or X'), drawn
-  with a fixed seed separately for movies and TV (so both categories keep held-out titles), are held out entirely.
-  The week's cold-start titles are not candidates for the split (they are the regular protocol's business).
-* **Training.** Every system trains on the training phase (X, Y) with every interaction on a held-out title removed:
-  no history event, no label, no column of the ALS/BPR/LightFM matrix, no ID embedding / identity feature
-  (``id_known`` false). Their interaction-derived features are reset as for a title never watched: the popularity
-  bins of the categorical vector are cleared and the ``no_views`` bit set (``PopularityColumns``), in both the
-  training and the scoring features. Metadata (genres, cast, synopsis, ...) stay: that is what the protocol measures.
-* **Scoring.** Users' X' histories lose their held-out titles as model input. Each user ranks the held-out titles
-  of each category (segments ``("holdout", "movie")`` and ``("holdout", "tv")``), titles already watched in X' being
-  excluded as in the regular protocol. The truth is the Y' watches of held-out titles not already watched in X';
-  users with one are evaluated, through ``evaluation.metrics.evaluate_segments`` like every other table.
-
-Systems that only score titles seen in training (ALS, BPR, popularity) are *not applicable* here (NaN rows).
-
-``lightfm_holdout_split`` is the paper's protocol as it ran it: 20% of *every* title with an interaction in the
-week's windows, per seed; truth = each user's held-out watches in X' and Y' (none was trained on), user input = X'
-without them; :func:`evaluate_lightfm_holdout` gives per-user ROC AUC, P@6, R@6, R@20 (movie, tv and all).
-
-Pure code: no dagster import.
+:func:`holdout_split` holds out 20% of the week's interacted titles (per category, fixed seed, cold-start titles
+excluded) from every training input, resets their popularity features, and ranks them among themselves against
+their Y' watches; :func:`lightfm_holdout_split` is the paper's own variant (all titles, per seed, truth in X' and
+Y'), scored by :func:`evaluate_lightfm_holdout`. ALS, BPR and popularity are not applicable here (NaN rows).
+The protocol in full: docs/design.md, "Item holdout". Pure code: no dagster import.
 """
 
 from __future__ import annotations
@@ -31,16 +16,15 @@ import pandas as pd
 
 import torch
 
-from rec_assets.datasets import WeekData
+from rec_assets.model.inputs import WeekData
 from rec_assets.evaluation.baselines import random_top_k
 from rec_assets.features.categorical import interaction_columns
 from rec_assets.evaluation.metrics import user_auc, user_hits
 from rec_assets.evaluation.scoring import CSR, top_k
 from rec_assets.evaluation.week import history_exclusion, remap_truth, subset_users
 from rec_assets.model.data import Interactions, ItemFeatures, UserData
-from rec_assets.peers.adapters import (
-    EvaluationContext, PeerScores, TrainingSet, evaluation_context, training_set, user_values,
-)
+from rec_assets.peers.adapters import PeerScores, TrainingSet, training_set
+from rec_assets.peers.evaluate import EvaluationContext, evaluation_context, user_values
 
 __all__ = ["HoldoutSplit", "LIGHTFM_HOLDOUT", "LightFMHoldout", "PopularityColumns", "evaluate_lightfm_holdout",
            "holdout_split", "holdout_titles", "interacted_titles", "lightfm_holdout_split", "popularity_columns"]

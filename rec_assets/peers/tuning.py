@@ -1,25 +1,9 @@
 """A small, stated hyper-parameter grid per peer, chosen on a validation split that never reads the evaluation labels.
 
-Validation split (:func:`validation_split`): the *training* phase of a week only, split in time. Peers fit on the
-history window X alone and are scored on the label window Y: truth = Y watches of titles not already watched in X,
-users = those with such a watch, exclusion = their X watches, segments = warm (titles watched in X) and cold (titles
-watched in Y but never in X, the validation analogue of the week's cold-start titles) x movie/tv. Y ends where the
-scoring week's Y' begins, so nothing of Y' (and no scoring-phase data at all: the functions here take the training
-phase only) is read. The metrics are those of ``evaluation.metrics.evaluate_segments`` as everywhere else.
-
-Objective: the mean Recall@K over the warm segments that have evaluated users; for a peer that scores cold titles
-(LightFM), the mean of that and the same over the cold segments (it is used for both). Ties keep the first
-configuration of the grid order.
-
-Grids (:data:`GRIDS`; ``"small"`` for tests and quick runs):
-
-* ALS: factors {32, 64, 128} x regularization {0.01, 0.1, 1.0} x iterations {10, 30} x alpha {1, 10}.
-* BPR: factors {32, 64, 128} x learning_rate {0.01, 0.05, 0.1} (iterations 100, regularization 0.01).
-* LightFM (WARP): no_components {16, 64} x learning_rate {0.02, 0.05} x epochs {10, 20, 30} (the epoch counts
-  are stages of one run per (components, rate), see ``LightFMAdapter.fit_stages``). Kept to 4 runs because a WARP
-  epoch costs ~ interactions x (identity + categorical + 100 synopsis features): ~1-2 s per epoch on the tiny preset.
-
-Pure code: no dagster import.
+:func:`validation_split` uses the training phase only: fit on X, score on Y (Y ends where the week's Y' begins).
+The objective is the mean warm Recall@K (with the cold segments too for LightFM); ties keep the first configuration
+of :data:`GRIDS` order. The split, objective and grids in full: docs/design.md, "Peer tuning". Pure code: no
+dagster import.
 """
 
 from __future__ import annotations
@@ -32,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rec_assets.datasets import WeekData
+from rec_assets.model.inputs import WeekData
 from rec_assets.model.data import Interactions
 from rec_assets.peers.adapters import (
-    ALSConfig, BPRConfig, LightFMConfig, TrainingSet, adapter, config_dict, evaluate_fitted, evaluation_context,
-    interaction_matrix,
+    ALSConfig, BPRConfig, LightFMConfig, TrainingSet, adapter, config_dict, interaction_matrix,
 )
+from rec_assets.peers.evaluate import evaluate_fitted, evaluation_context
 
 __all__ = ["GRIDS", "TuningResult", "ValidationSplit", "objective", "tune", "validation_split"]
 

@@ -12,35 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from rec_assets.sources import layout
+from rec_assets.sources.event_csv import EventColumns
+from rec_assets.sources.file_source import FileSource, require_directory, require_file
+from rec_assets.sources.frames import no_tags, title_counts, title_problem, titles_frame, users_read
+from rec_assets.sources.line_readers import parse_int, read_jsonl, read_small_csv, read_tags_rows, unique_id_rows
 from rec_assets.sources.movielens import MovieLensSource
-from rec_assets.sources.validation import (
-    EventColumns,
-    EventsRead,
-    IngestionError,
-    Reason,
-    RejectLog,
-    Source,
-    TagsRead,
-    TimestampBounds,
-    TitlesRead,
-    UsersRead,
-    directory_fingerprint,
-    event_span_csv,
-    int64_ids,
-    no_tags,
-    parse_int,
-    read_events_csv,
-    read_jsonl,
-    read_small_csv,
-    read_tags_rows,
-    require_directory,
-    require_file,
-    title_counts,
-    title_problem,
-    titles_frame,
-    user_counts,
-    users_frame,
-)
+from rec_assets.sources.protocol import Source, TagsRead, TimestampBounds, TitlesRead, UsersRead
+from rec_assets.sources.rejects import IngestionError, Reason, RejectLog
 
 SOURCE_KINDS: tuple[str, ...] = ("canonical", "movielens")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -59,7 +37,7 @@ def open_source(kind: str, data_dir: Path | str | None) -> Source:
     raise ValueError(f"unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
 
 
-class CanonicalSource:
+class CanonicalSource(FileSource):
     """A directory in the canonical layout: titles.jsonl and events.csv required, users.csv optional."""
 
     name = "canonical"
@@ -151,56 +129,22 @@ class CanonicalSource:
     def read_users(self, mode: str = "quarantine") -> UsersRead:
         log = RejectLog(mode)
         if not self.users_path.is_file():
-            users = users_frame([], {})
-            rejected = log.finish()
-            return UsersRead(users=users, rejected=rejected, counts=user_counts(users, rejected, missing_file=True))
+            return users_read([], {}, log, missing_file=True)
         header, rows = read_small_csv(self.users_path, ["user_id"], log)
-        id_column = header.index("user_id")
         feature_columns = {name: index for index, name in enumerate(header) if name != "user_id"}
         ids: list[int] = []
         features: dict[str, list[str | None]] = {name: [] for name in feature_columns}
-        line_of_id: dict[int, int] = {}
-        for row in rows:
-            user_id = parse_int(row.fields[id_column])
-            if user_id is None:
-                log.reject(self.users_path.name, row.line, Reason.BAD_USER_ID,
-                           f"user_id {row.fields[id_column]!r} is not an integer id", row.raw)
-                continue
-            if user_id in line_of_id:
-                log.reject(self.users_path.name, row.line, Reason.DUPLICATE_USER_ID,
-                           f"user_id {user_id} repeats line {line_of_id[user_id]}", row.raw)
-                continue
-            line_of_id[user_id] = row.line
+        id_column = header.index("user_id")
+        for user_id, row in unique_id_rows(self.users_path.name, rows, id_column, "user_id", "user", log):
             ids.append(user_id)
             for name, index in feature_columns.items():
                 features[name].append(row.fields[index] or None)
-        users = users_frame(ids, features)
-        rejected = log.finish()
-        counts = user_counts(users, rejected, missing_file=False)
-        counts.update(log.encoding_counts())
-        return UsersRead(users=users, rejected=rejected, counts=counts)
+        return users_read(ids, features, log)
 
-    def read_events(
-        self,
-        *,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        known_title_ids: Any,
-        known_user_ids: Any = None,
-        now: datetime,
-        mode: str = "quarantine",
-        earliest: datetime | None = None,
-    ) -> EventsRead:
-        known = int64_ids(known_title_ids)
-        rejected_titles = sorted(self.listed_title_ids() - set(known.to_pylist())) if known is not None else None
-        return read_events_csv(
-            self.events_path, EventColumns(*layout.EVENT_COLUMNS),
-            start=start, end=end, known_title_ids=known_title_ids, known_user_ids=known_user_ids, now=now,
-            mode=mode, users_file=layout.USERS_FILE, earliest=earliest, rejected_title_ids=rejected_titles,
-        )
+    def events_file(self) -> tuple[Path, EventColumns, str]:
+        return self.events_path, EventColumns(*layout.EVENT_COLUMNS), layout.USERS_FILE
 
     def listed_title_ids(self) -> set[int]:
-        """Every title_id titles.jsonl lists, good or rejected (to tell a cascade from an unknown title)."""
         items = read_jsonl(self.titles_path, RejectLog("quarantine"))
         return {title_id for item in items if (title_id := parse_int(item.value.get("title_id"))) is not None}
 
@@ -214,12 +158,6 @@ class CanonicalSource:
                               known_title_ids=known_title_ids, bounds=bounds)
         read.counts.update(missing_tags_file=0, **log.encoding_counts())
         return read
-
-    def event_span(self, bounds: TimestampBounds | None = None) -> tuple[date, date]:
-        return event_span_csv(self.events_path, EventColumns(*layout.EVENT_COLUMNS), bounds)
-
-    def fingerprint(self) -> str:
-        return directory_fingerprint(self.data_dir)
 
 
 __all__ = ["SOURCE_KINDS", "CanonicalSource", "IngestionError", "open_source"]

@@ -1,34 +1,9 @@
 """The canonical raw layout: what every source yields and what ingestion validates.
 
-A source directory in the canonical layout holds:
-
-``titles.jsonl``
-    One JSON object per line, one line per title, with the keys of ``TITLE_FIELDS``:
-
-    - ``title_id`` (int, unique), ``title`` (str)
-    - ``category``: ``"movie"`` or ``"tv"``
-    - ``genres`` (list of str, top-level genres), ``subgenres`` (list of str)
-    - ``actors`` (list of str), ``directors`` (list of str)
-    - ``maturity_rating`` (str or null), ``country`` (str or null; country of origin)
-    - ``release_year`` (int or null)
-    - ``acquisition_date`` (``"YYYY-MM-DD"`` or null): when the title became available on the service
-    - ``synopsis`` (str or null)
-    - ``image`` (str or null): cover-art path, relative to the source directory (or absolute)
-
-``users.csv``
-    Header ``user_id`` first, then any number of categorical user-feature columns (strings, empty = unknown),
-    e.g. ``user_id,country``.
-
-``events.csv``
-    Header ``user_id,title_id,timestamp``; one watch event per line. ``timestamp`` is ISO-8601 in UTC
-    (``2025-01-06T13:45:00Z``) or integer Unix seconds.
-
-``tags.csv`` (optional)
-    Header ``title_id,tag,timestamp``; one line per time a tag was applied to a title. Features use only the tags
-    applied before the end of the history window they serve.
-
-``manifest.json`` (optional)
-    What produced the directory (generator, preset, seed, first and last event day, row counts).
+A canonical directory holds ``titles.jsonl`` (one JSON object per title, keys ``TITLE_FIELDS``), ``users.csv``
+(``user_id`` then categorical feature columns), ``events.csv`` (``EVENT_COLUMNS``; timestamps ISO-8601 in UTC or
+integer Unix seconds), and optionally ``tags.csv`` (``TAG_COLUMNS``) and ``manifest.json``. The full specification
+of each file is in docs/design.md ("The canonical layout").
 """
 
 from __future__ import annotations

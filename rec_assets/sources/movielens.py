@@ -1,64 +1,38 @@
 """A MovieLens-style directory as a source, mapped onto the canonical layout.
 
-Every public layout is read: ``ratings.csv`` + ``movies.csv`` (100k as shipped here, ml-latest, 20M, 25M) or the
-``::``-separated ``ratings.dat`` + ``movies.dat`` (1M, 10M; latin-1). Optional, each absence counted, never fatal:
-``users.csv``/``users.dat``, ``links.csv``, ``tags.csv``/``tags.dat``, ``omdb.jsonl``, ``posters/<movieId>.jpg``.
-Text that is not UTF-8 is decoded as cp1252 (then latin-1) and counted per file. Mapping:
-
-- ratings: every rating is a watch event (the rating is ignored; Unix seconds, ISO-8601 also accepted).
-- movies: ``|``-separated genres become ``subgenres``, namespaced ``ml:<genre>`` (never colliding with OMDb's).
-- omdb.jsonl, per ``movieId``, or per IMDb id (``imdbID``/``imdbId``) through ``links.csv``: ``Genre`` -> genres,
-  ``Actors``/``Director`` -> actors/directors, ``Rated`` -> maturity_rating, first ``Country`` -> country, ``Year``
-  (else ``Released``) -> release_year, ``Plot`` -> synopsis, ``Type`` movie -> "movie", series/episode -> "tv".
-- users: age -> the 1M age bands, gender, occupation (1M's codes by name), ZIP's first character -> region. Without
-  a users file every user of the events is kept with unknown features (a history-only user tower).
-- tags: each application (title, tag, time); the features use only tags applied before a window's end.
-
-A title's acquisition_date is the day of its first rating (never rated: None), since MovieLens has no catalogue
-dates and a title cannot be watched before the service has it.
+Every public layout is read: ``ratings.csv`` + ``movies.csv`` (100k, ml-latest, 20M, 25M) or the ``::``-separated
+``ratings.dat`` + ``movies.dat`` (1M, 10M; latin-1). Optional, each absence counted, never fatal: ``users``,
+``links.csv``, ``tags``, ``omdb.jsonl`` (OMDb metadata per movie), ``posters/<movieId>.jpg``. Every rating is a watch
+event (the rating itself is ignored). A title's acquisition_date is the day of its first rating, since MovieLens has
+no catalogue dates. The full mapping of each file onto the layout is in docs/design.md ("MovieLens").
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rec_assets.sources.validation import (
+from rec_assets.sources.event_csv import EventColumns, first_event_day_by_title
+from rec_assets.sources.file_source import FileSource, require_directory, require_file
+from rec_assets.sources.frames import no_tags, title_counts, title_problem, titles_frame, users_read
+from rec_assets.sources.line_readers import (
     DAT_SEPARATOR,
     CsvRow,
-    EventColumns,
-    EventsRead,
     JsonLine,
-    Reason,
-    RejectLog,
-    TagsRead,
-    TimestampBounds,
-    TitlesRead,
-    UsersRead,
     decode_text,
-    directory_fingerprint,
-    event_span_csv,
-    first_event_day_by_title,
-    int64_ids,
     iter_lines,
-    no_tags,
     parse_int,
-    read_events_csv,
     read_jsonl,
     read_small_csv,
     read_small_dat,
     read_tags_rows,
-    require_directory,
-    require_file,
-    title_counts,
-    title_problem,
-    titles_frame,
-    user_counts,
-    users_frame,
+    unique_id_rows,
 )
+from rec_assets.sources.protocol import TagsRead, TimestampBounds, TitlesRead, UsersRead
+from rec_assets.sources.rejects import Reason, RejectLog
 
 OMDB_FILE = "omdb.jsonl"
 LINKS_FILE = "links.csv"
@@ -167,7 +141,7 @@ def _imdb_number(value: Any) -> int | None:
     return parse_int(text)
 
 
-class MovieLensSource:
+class MovieLensSource(FileSource):
     """A MovieLens-style directory (see the module docstring)."""
 
     name = "movielens"
@@ -229,18 +203,10 @@ class MovieLensSource:
         """movieId -> (line, raw line, title, genres) of the movies file's good rows."""
         header, rows = self.movies.rows(MOVIE_FIELDS, log)
         id_col, title_col, genres_col = (header.index(name) for name in MOVIE_FIELDS)
-        movies: dict[int, tuple[int, str, str, str]] = {}
-        for row in rows:
-            movie_id = parse_int(row.fields[id_col])
-            if movie_id is None:
-                log.reject(self.movies.name, row.line, Reason.BAD_TITLE_ID,
-                           f"movieId {row.fields[id_col]!r} is not an integer id", row.raw)
-            elif movie_id in movies:
-                log.reject(self.movies.name, row.line, Reason.DUPLICATE_TITLE_ID,
-                           f"movieId {movie_id} repeats line {movies[movie_id][0]}", row.raw)
-            else:
-                movies[movie_id] = (row.line, row.raw, row.fields[title_col], row.fields[genres_col])
-        return movies
+        return {
+            movie_id: (row.line, row.raw, row.fields[title_col], row.fields[genres_col])
+            for movie_id, row in unique_id_rows(self.movies.name, rows, id_col, "movieId", "title", log)
+        }
 
     def listed_title_ids(self) -> set[int]:
         """Every movieId the movies file lists, on good or rejected lines (to tell a cascade from an unknown
@@ -344,61 +310,26 @@ class MovieLensSource:
     def read_users(self, mode: str = "quarantine") -> UsersRead:
         log = RejectLog(mode)
         if not self.users.exists():
-            users = users_frame([], {name: [] for name in USER_FEATURES})
-            rejected = log.finish()
-            return UsersRead(users=users, rejected=rejected, counts=user_counts(users, rejected, missing_file=True))
+            return users_read([], {name: [] for name in USER_FEATURES}, log, missing_file=True)
         header, rows = self.users.rows(("userId",), log)
         column = {name: header.index(name) for name in USER_FIELDS_DAT if name in header}
-        file = self.users.name
 
         def field(row, name: str) -> str:
             return row.fields[column[name]] if name in column else ""
 
         ids: list[int] = []
         features: dict[str, list[str | None]] = {name: [] for name in USER_FEATURES}
-        line_of_id: dict[int, int] = {}
-        for row in rows:
-            user_id = parse_int(field(row, "userId"))
-            if user_id is None:
-                log.reject(file, row.line, Reason.BAD_USER_ID,
-                           f"userId {field(row, 'userId')!r} is not an integer id", row.raw)
-                continue
-            if user_id in line_of_id:
-                log.reject(file, row.line, Reason.DUPLICATE_USER_ID,
-                           f"userId {user_id} repeats line {line_of_id[user_id]}", row.raw)
-                continue
-            line_of_id[user_id] = row.line
+        for user_id, row in unique_id_rows(self.users.name, rows, column["userId"], "userId", "user", log):
             ids.append(user_id)
             occupation = field(row, "occupation")
             features["age_band"].append(age_band(field(row, "age")))
             features["gender"].append(field(row, "gender") or None)
             features["occupation"].append(OCCUPATION_CODES.get(occupation, occupation.lower()) or None)
             features["region"].append(zip_region(field(row, "zip_code")))
-        users = users_frame(ids, features)
-        rejected = log.finish()
-        counts = user_counts(users, rejected, missing_file=False)
-        counts.update(log.encoding_counts())
-        return UsersRead(users=users, rejected=rejected, counts=counts)
+        return users_read(ids, features, log)
 
-    def read_events(
-        self,
-        *,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        known_title_ids: Any,
-        known_user_ids: Any = None,
-        now: datetime,
-        mode: str = "quarantine",
-        earliest: datetime | None = None,
-    ) -> EventsRead:
-        known = int64_ids(known_title_ids)
-        listed = self.listed_title_ids()
-        rejected_titles = sorted(listed - set(known.to_pylist())) if known is not None else None
-        return read_events_csv(
-            self.ratings.path, self.ratings.event_columns(),
-            start=start, end=end, known_title_ids=known_title_ids, known_user_ids=known_user_ids, now=now,
-            mode=mode, users_file=self.users.name, earliest=earliest, rejected_title_ids=rejected_titles,
-        )
+    def events_file(self) -> tuple[Path, EventColumns, str]:
+        return self.ratings.path, self.ratings.event_columns(), self.users.name
 
     def read_tags(self, mode: str = "quarantine", *, known_title_ids: Any, bounds: TimestampBounds) -> TagsRead:
         if not self.tags.exists():
@@ -411,9 +342,3 @@ class MovieLensSource:
         )
         read.counts.update(missing_tags_file=0, **log.encoding_counts())
         return read
-
-    def event_span(self, bounds: TimestampBounds | None = None) -> tuple[date, date]:
-        return event_span_csv(self.ratings.path, self.ratings.event_columns(), bounds)
-
-    def fingerprint(self) -> str:
-        return directory_fingerprint(self.data_dir)

@@ -1,4 +1,4 @@
-"""The four half-open time windows of a scoring week W (DESIGN.md, the paper's Figure 3).
+"""The four half-open time windows of a scoring week W (docs/design.md, "Windows"; the paper's Figure 3).
 
     X  = [W - label - history, W - label)   training history (user-tower input when training)
     Y  = [W - label, W)                     training labels (positives)

@@ -1,17 +1,10 @@
 """A small dbt-like runner for ``dbt_like_sql/``: one ``SELECT`` per file, ``{{ ref('model') }}`` between them.
 
-- Discovery: every ``*.sql`` directly in the models directory is a model named after its file; files in
-  ``analyses/`` are read-only queries (loaders) and files in ``tests/`` are data tests (a query returning
-  the rows that break a rule, as in dbt), rendered the same way but never materialised.
-- Dependencies are inferred from the SQL itself: the rendered statement is parsed with sqlglot and
-  every table it reads that is another model (or a declared source table) is an upstream. A model that
-  names another model without ``ref()`` is rejected, so the graph cannot silently miss an edge.
-- Values are bound as DuckDB named parameters (``$x_start``), never formatted into the SQL text; the
-  runner binds exactly the parameters a statement uses and fails, naming them, when one is missing.
-- Materialisation replaces one partition's rows in one transaction (delete, then insert), so re-running
-  a partition is idempotent and a failure leaves the previous rows in place. On a connection of a Parquet
-  table store (``rec_assets.storage``) the partition is computed the same way and written as one Parquet
-  file, atomically, replacing that partition's file only.
+Every ``*.sql`` directly in the models directory is a model named after its file; ``analyses/`` holds
+read-only queries (loaders), ``tests/`` data tests (queries returning the rows that break a rule). The
+dependencies are parsed from the SQL with sqlglot (a model read without ``ref()`` is refused), values are
+bound as DuckDB named parameters, and ``materialize_partition`` replaces one partition of a model's table
+through the writer of the connection's store (``rec_assets.storage.tables``). Details: docs/design_parts/storage.md.
 """
 
 from __future__ import annotations
@@ -27,7 +20,7 @@ import jinja2
 import sqlglot
 from sqlglot import exp
 
-from rec_assets import storage
+from rec_assets.storage.tables import replace_partition, stray_rows, writer_of
 
 ANALYSES_DIR = "analyses"
 TESTS_DIR = "tests"
@@ -170,32 +163,21 @@ def materialize_partition(
     rendered = model.render()
     parameters = bind(model, values)
     partition_value = values[partition_column]
-    store = storage.store_of(conn)
-    if store is not None:
-        return _materialize_to_store(conn, store, model, rendered, parameters, partition_column, partition_value)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with writer_of(conn).transaction(conn, "_model_stage"):
         conn.execute("DROP TABLE IF EXISTS _model_stage")
         conn.execute(f"CREATE TEMP TABLE _model_stage AS {rendered}", parameters)
         stage_columns, content_hash = _checked_stage(conn, model, partition_column, partition_value)
-        recreated = _ensure_table(conn, model.name, stage_columns)
-        replaced = conn.execute(
-            f'DELETE FROM "{model.name}" WHERE "{partition_column}" = $value', {"value": partition_value}
-        ).fetchone()[0]
-        inserted = conn.execute(f'INSERT INTO "{model.name}" BY NAME SELECT * FROM _model_stage').fetchone()[0]
-        conn.execute("DROP TABLE _model_stage")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        replaced, inserted, recreated = replace_partition(
+            conn, model.name, "_model_stage", partition_column, partition_value, stage_columns
+        )
     return MaterializeResult(
         model=model.name,
-        rows_inserted=int(inserted),
-        rows_replaced=int(replaced),
+        rows_inserted=inserted,
+        rows_replaced=replaced,
         rendered_sql=rendered,
         parameters=parameters,
         recreated_table=recreated,
-        content_hash=f"{int(inserted)}-{int(content_hash):016x}",
+        content_hash=f"{inserted}-{int(content_hash):016x}",
     )
 
 
@@ -205,76 +187,8 @@ def _checked_stage(conn: duckdb.DuckDBPyConnection, model: SqlModel, partition_c
     stage_columns = [row[0] for row in conn.execute("DESCRIBE _model_stage").fetchall()]
     if partition_column not in stage_columns:
         raise SqlModelError(f"{model.path}: the result has no {partition_column} column")
-    stray = conn.execute(
-        f'SELECT count(*) FROM _model_stage WHERE "{partition_column}" IS DISTINCT FROM $value',
-        {"value": partition_value},
-    ).fetchone()[0]
+    stray = stray_rows(conn, "_model_stage", partition_column, partition_value)
     if stray:
         raise SqlModelError(f"{model.path}: {stray} row(s) fall outside partition {partition_value}")
     content_hash = conn.execute("SELECT coalesce(bit_xor(hash(s)), 0) FROM _model_stage AS s").fetchone()[0]
     return stage_columns, content_hash
-
-
-def _ensure_table(conn: duckdb.DuckDBPyConnection, name: str, stage_columns: list[str]) -> bool:
-    """Create the model's table like the stage; recreate it when the model's columns changed.
-
-    A changed model changes its code version, so every stored partition is stale anyway: the table is
-    rebuilt rather than left with columns that no longer match what the model computes.
-    """
-    existing = conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = $name ORDER BY ordinal_position",
-        {"name": name},
-    ).fetchall()
-    if existing and [row[0] for row in existing] == stage_columns:
-        return False
-    recreated = bool(existing)
-    conn.execute(f'DROP TABLE IF EXISTS "{name}"')
-    conn.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _model_stage WHERE false')
-    return recreated
-
-
-def _materialize_to_store(
-    conn: duckdb.DuckDBPyConnection,
-    store: storage.TableStore,
-    model: SqlModel,
-    rendered: str,
-    parameters: dict[str, object],
-    partition_column: str,
-    partition_value: object,
-) -> MaterializeResult:
-    """The Parquet-store form of ``materialize_partition``: the same stage and checks, then the partition's file is
-    replaced whole. Changed columns retire the other partitions' files, as the DuckDB table is rebuilt."""
-    conn.execute("DROP TABLE IF EXISTS _model_stage")
-    conn.execute(f"CREATE TEMP TABLE _model_stage AS {rendered}", parameters)
-    try:
-        stage_columns, content_hash = _checked_stage(conn, model, partition_column, partition_value)
-        existing = conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = $name ORDER BY ordinal_position",
-            {"name": model.name},
-        ).fetchall()
-        recreated = bool(existing) and [row[0] for row in existing] != stage_columns
-        replaced = 0
-        if existing and not recreated:
-            replaced = conn.execute(
-                f'SELECT count(*) FROM "{model.name}" WHERE "{partition_column}" = $value', {"value": partition_value}
-            ).fetchone()[0]
-        target = store.partition_uri(model.name, partition_column, partition_value)
-        if recreated:
-            for files in store.partitions(conn, model.name, partition_column).values():
-                for file in files:
-                    if file != target:
-                        store.remove(conn, file, "_model_stage")
-        inserted = conn.execute("SELECT count(*) FROM _model_stage").fetchone()[0]
-        store.write(conn, "_model_stage", target)
-        store.refresh_view(conn, model.name)
-    finally:
-        conn.execute("DROP TABLE IF EXISTS _model_stage")
-    return MaterializeResult(
-        model=model.name,
-        rows_inserted=int(inserted),
-        rows_replaced=int(replaced),
-        rendered_sql=rendered,
-        parameters=parameters,
-        recreated_table=recreated,
-        content_hash=f"{int(inserted)}-{int(content_hash):016x}",
-    )

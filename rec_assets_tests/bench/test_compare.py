@@ -10,14 +10,17 @@ import duckdb
 import pytest
 from dagster import AssetKey, AssetMaterialization, DagsterInstance
 
-from rec_assets.bench.compare import (
-    PLATFORM_TRAINING, RECORD_KEYS, _checkpoints, main, record_system, recorded_training, write_cold_start,
-)
-from rec_assets.definitions import defs
+from rec_assets.bench.compare.cli import main
+from rec_assets.bench.compare.inputs import recorded_training, week_checkpoints
+from rec_assets.bench.compare.protocols import PLATFORM_TRAINING
+from rec_assets.bench.compare.records import RECORD_KEYS, record_system, write_cold_start
+from rec_assets.definitions import build_definitions
 from rec_assets.defs.partitions import SCORING_WEEKS
-from rec_assets.defs.towers import TrainingResource
-from rec_assets.model.checkpoint import file_sha256
+from rec_assets.defs.resources import TrainingResource
+from rec_assets.storage.hashing import file_sha256
 from rec_assets.model.variants import ABLATIONS, VARIANTS
+
+defs = build_definitions()
 
 WEEK = SCORING_WEEKS.get_last_partition_key()
 PEERS = ("als", "bpr", "lightfm")
@@ -111,7 +114,7 @@ def test_training_seconds_come_from_the_run_that_wrote_that_very_checkpoint(mate
         os.environ["DAGSTER_HOME"] = previous or ""
     recorded = recorded_training(home, WEEK, list(VARIANTS))
     assert set(recorded) == {"categorical", "synopsis"}
-    _, seconds, _ = _checkpoints(artifacts, WEEK, recorded)
+    _, seconds, _ = week_checkpoints(artifacts, WEEK, recorded)
     assert seconds == {"categorical": 12.5}  # synopsis's record names another file: no time reported for it
 
 
@@ -181,14 +184,15 @@ def test_cold_start_writer_replaces_only_its_own_dataset(tmp_path):
 def test_systems_other_assets_stored_flow_through_as_pooled_rows_without_interval():
     import pandas as pd
 
-    from rec_assets.bench.compare import _stored_rows, cold_start_records, per_user_long
+    from rec_assets.bench.compare.inputs import stored_rows
+    from rec_assets.bench.compare.records import cold_start_records, per_user_long
 
     with duckdb.connect(":memory:") as conn:
         conn.execute("CREATE TABLE evaluation_metrics (scoring_week VARCHAR, variant VARCHAR, candidate_set VARCHAR,"
                      " category VARCHAR, metric VARCHAR, value DOUBLE, evaluated_users BIGINT)")
         conn.execute("INSERT INTO evaluation_metrics VALUES ('w1', 'oracle_metadata', 'cold', 'movie', 'precision',"
                      " 0.5, 10), ('w1', 'random', 'cold', 'movie', 'precision', 0.1, 10)")
-        rows = _stored_rows(conn, "w1", {"random"})
+        rows = stored_rows(conn, "w1", {"random"})
     assert rows["system"].tolist() == ["oracle_metadata"] and rows["protocol"].tolist() == ["standard"]
     week2 = rows.assign(value=0.2, evaluated_users=30)
     results = pd.concat([rows.assign(scoring_week="w1"), week2.assign(scoring_week="w2")], ignore_index=True)

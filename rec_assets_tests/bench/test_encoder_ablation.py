@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rec_assets.bench.compare import RECORD_KEYS, main
+from rec_assets.bench.compare.cli import main
+from rec_assets.bench.compare.records import RECORD_KEYS
 from rec_assets.bench.encoder_ablation import ABLATION_ENCODERS, parse_encoders, swapped, with_encoder
-from rec_assets.datasets import WeekData
+from rec_assets.model.inputs import WeekData
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.features.synopsis import SynopsisConfig
 from rec_assets.model.data import make_synthetic

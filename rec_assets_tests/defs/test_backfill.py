@@ -27,14 +27,14 @@ import duckdb
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterEventType, DagsterInstance, Definitions, define_asset_job
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from gql import Client, GraphQLRequest
 from gql.transport.requests import RequestsHTTPTransport
 
 from rec_assets.definitions import build_definitions
+from rec_assets.cli.stages import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from rec_assets.defs.jobs import INGEST_JOB, ingest_history_job
 from rec_assets.defs.partitions import SCORING_WEEKS
-from rec_assets.defs.raw import DUCKDB_POOL
+from rec_assets.asset_io import DUCKDB_POOL
 from rec_assets.defs.resources import WarehouseResource
 from rec_assets.defs.split import SPLIT_GROUP
 from rec_assets_tests.ui.server import ARTIFACTS, dagster_ui, prepare_dagster_home
@@ -89,7 +89,7 @@ def serial_materialisation(database: Path) -> None:
     instance = DagsterInstance.ephemeral()
     ingest = defs.resolve_job_def(INGEST_JOB).execute_in_process(
         instance=instance,
-        tags={ASSET_PARTITION_RANGE_START_TAG: ALL_WEEKS[0], ASSET_PARTITION_RANGE_END_TAG: WEEKS[-1]},
+        tags={PARTITION_RANGE_START_TAG: ALL_WEEKS[0], PARTITION_RANGE_END_TAG: WEEKS[-1]},
     )
     assert ingest.success
     split = defs.resolve_job_def(SPLIT_JOB)

@@ -9,7 +9,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from rec_assets.definitions import defs
+from rec_assets.definitions import build_definitions
+
+defs = build_definitions()
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,7 +102,8 @@ LOAD_AND_RESOLVE = textwrap.dedent("""
     warnings.simplefilter("always")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        from rec_assets.definitions import defs
+        from rec_assets.definitions import build_definitions
+        defs = build_definitions()
         repository = defs.get_repository_def()
         repository.get_all_jobs()
         defs.resolve_asset_graph()
@@ -122,3 +125,71 @@ def test_the_projects_code_raises_no_deprecation_or_supersession_warning(tmp_pat
     ours = [w for w in warnings_seen if w[2].startswith(package)
             and ({"DeprecationWarning", "FutureWarning"} & set(w[1]))]  # SupersessionWarning is a FutureWarning
     assert ours == []
+
+
+DG_LIST_SNAPSHOT = Path(__file__).with_name("dg_list_defs.json")
+
+
+def dg_list_defs(env: dict[str, str]) -> dict[str, list]:
+    """`dg list defs --json` from the project root, reduced to what shapes the graph (names, groups, deps,
+    kinds, types): descriptions may change without a snapshot update."""
+    import json
+
+    dg = Path(sys.executable).with_name("dg")
+    done = subprocess.run([str(dg), "list", "defs", "--json"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    listed = json.loads(done.stdout[done.stdout.index("{"):])
+    return {
+        "assets": sorted([a["asset_key"], a["group_name"], sorted(a["dependency_keys"]), sorted(a["kinds"])]
+                         for a in listed["assets"]),
+        "asset_checks": sorted(c["key"] for c in listed["asset_checks"]),
+        "jobs": sorted(j["name"] for j in listed["jobs"]),
+        "schedules": sorted([s["name"], s["cron_schedule"]] for s in listed["schedules"]),
+        "sensors": sorted(s["name"] for s in listed["sensors"]),
+        "resources": sorted([r["name"], r["type"]] for r in listed["resources"]),
+    }
+
+
+def test_dg_list_defs_matches_the_committed_snapshot(tmp_path):
+    """Every asset, check, job, schedule and resource `dg list defs` shows. A change to the graph updates
+    ``dg_list_defs.json`` on purpose: ``REC_UPDATE_SNAPSHOT=1 pytest`` rewrites it."""
+    import json
+
+    listed = dg_list_defs(_test_env(tmp_path))
+    if os.environ.get("REC_UPDATE_SNAPSHOT"):
+        DG_LIST_SNAPSHOT.write_text(json.dumps(listed, indent=1) + "\n")
+    assert listed == json.loads(DG_LIST_SNAPSHOT.read_text())
+    assert {a[0] for a in listed["assets"]} == ASSET_KEYS
+    assert set(listed["jobs"]) >= JOBS and {s[0] for s in listed["schedules"]} == SCHEDULES
+    assert {"source", "windows", "warehouse_db", "artifacts", "features", "training", "evaluation"} <= {
+        name for name, _ in listed["resources"]}
+
+
+WORKSPACE_LOAD = textwrap.dedent("""
+    import json
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+    from dagster._core.instance import DagsterInstance
+    from dagster._core.workspace.context import WorkspaceProcessContext
+
+    with DagsterInstance.get() as instance:  # the test's DAGSTER_HOME
+        target = WorkspaceFileTarget(paths=["workspace.yaml"])
+        with WorkspaceProcessContext(instance, target) as process:
+            workspace = process.create_request_context()
+            (entry,) = workspace.get_code_location_entries().values()
+            assert entry.load_error is None, entry.load_error
+            repository = next(iter(entry.code_location.get_repositories().values()))
+            keys = sorted(n.asset_key.to_user_string() for n in repository.get_asset_node_snaps())
+            print("ASSET_KEYS " + json.dumps(keys), flush=True)
+""")
+
+
+def test_workspace_yaml_loads_the_same_definitions(tmp_path):
+    """`dagster dev -w workspace.yaml` (the classic entry point) serves the code location dg loads."""
+    import json
+
+    done = subprocess.run([sys.executable, "-c", WORKSPACE_LOAD], cwd=PROJECT_ROOT, env=_test_env(tmp_path),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("ASSET_KEYS ")]
+    assert set(json.loads(line.removeprefix("ASSET_KEYS "))) == ASSET_KEYS

@@ -4,13 +4,15 @@ import duckdb
 import pytest
 from dagster import AssetKey
 
-from rec_assets.definitions import defs
+from rec_assets.definitions import build_definitions
 from rec_assets.defs.evaluation import oracle_factors_for
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.resources import SourceResource
 from rec_assets.evaluation.report import table2_markdown
 from rec_assets.sources.simulator import ORACLE_FILE
 from rec_assets_tests.conftest import SHARED_DATA
+
+defs = build_definitions()
 
 WEEK = SCORING_WEEKS.get_last_partition_key()
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from dagster import materialize
 
-from rec_assets import warehouse
+from rec_assets.storage.tables import replace_events, replace_title_tags, replace_titles
 from rec_assets.defs.features import (
     FeaturesResource,
     features_resource,
@@ -29,7 +29,7 @@ from rec_assets.defs.resources import ArtifactsResource, WarehouseResource
 from rec_assets.features.categorical import encode, fit_vocabulary
 from rec_assets.features.encoders import encoders_label, week_encoders_label
 from rec_assets_tests.features.test_cover_art import write_jpeg
-from rec_assets.sources.validation import tags_frame
+from rec_assets.sources.frames import tags_frame
 from rec_assets_tests.split.test_split_models import materialize_week
 from rec_assets_tests.storage.test_parquet_store import events_frame, titles_frame
 
@@ -53,11 +53,11 @@ TAGS = [  # title, tag, applied at         when                                 
 def build_warehouse(path, tags: list[tuple], titles: pd.DataFrame | None = None) -> WarehouseResource:
     """The hand-made titles and events, the week's split, and ``tags`` as the tag snapshot, in a DuckDB file."""
     with duckdb.connect(str(path)) as conn:
-        warehouse.replace_titles(conn, titles_frame() if titles is None else titles)
-        warehouse.replace_events(conn, events_frame(), None, None)
+        replace_titles(conn, titles_frame() if titles is None else titles)
+        replace_events(conn, events_frame(), None, None)
         materialize_week(conn)
         ids, names, stamps = zip(*tags) if tags else ((), (), ())
-        warehouse.replace_title_tags(conn, tags_frame(ids, names, [datetime.fromisoformat(s) for s in stamps]))
+        replace_title_tags(conn, tags_frame(ids, names, [datetime.fromisoformat(s) for s in stamps]))
     return WarehouseResource(database=str(path))
 
 

@@ -4,10 +4,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rec_assets.definitions import defs
-from rec_assets.defs.jobs import INGEST_JOB, SCORING_WEEK_JOB, backfill_weeks, latest_evaluable, run_stages
+from rec_assets.definitions import build_definitions
+from rec_assets.cli.stages import backfill_weeks, latest_evaluable, run_stages
+from rec_assets.defs.jobs import INGEST_JOB, SCORING_WEEK_JOB
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.split.windows import WeekEvaluability, WindowLengths, week_windows
+
+defs = build_definitions()
 
 KEYS = SCORING_WEEKS.get_partition_keys()
 

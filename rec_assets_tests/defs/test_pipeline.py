@@ -8,10 +8,12 @@ import duckdb
 import pytest
 from dagster import AssetKey
 
-from rec_assets.definitions import defs
+from rec_assets.definitions import build_definitions
 from rec_assets.defs.jobs import OPT_IN_ASSETS
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.model.variants import VARIANTS
+
+defs = build_definitions()
 
 WEEK = SCORING_WEEKS.get_last_partition_key()
 
@@ -101,7 +103,7 @@ def test_a_recommendation_traces_back_to_its_checkpoint_run_and_inputs(warehouse
 
 
 def test_the_audit_walks_from_a_recommendation_to_checkpoint_features_and_windows(warehouse, instance):
-    from rec_assets.defs.audit import audit_recommendation
+    from rec_assets.cli.audit import audit_recommendation
 
     user = warehouse.execute("SELECT min(user_id) FROM weekly_recommendations WHERE scoring_week = $w",
                              {"w": WEEK}).fetchone()[0]
@@ -132,7 +134,7 @@ def test_attention_without_id_ranks_a_watched_cold_title_above_unwatched_ones_mo
     Chance is 0.5. The cold set is small (a handful of titles), so the margin asked for is small too."""
     import numpy as np
 
-    from rec_assets.datasets import ANALYSES, load_week
+    from rec_assets.model.inputs import ANALYSES, load_week
     from rec_assets.evaluation.week import history_exclusion, new_watch_truth
     from rec_assets.model.checkpoint import embed_items, embed_users, load_checkpoint
     from rec_assets.split.windows import WindowLengths, week_windows
@@ -164,7 +166,7 @@ def test_attention_without_id_ranks_a_watched_cold_title_above_unwatched_ones_mo
 
 
 def test_the_report_command_prints_the_weeks_tables_from_the_warehouse(materialised, capsys):
-    from rec_assets.cli import main
+    from rec_assets.cli.main import main
 
     assert main(["report"]) == 0
     out = capsys.readouterr().out

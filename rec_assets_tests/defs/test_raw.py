@@ -19,7 +19,9 @@ from rec_assets.defs.raw import (
 )
 from rec_assets.defs.resources import SourceResource, WarehouseResource
 from rec_assets.sources.canonical import CanonicalSource
-from rec_assets.sources.validation import Reason, Rejected, TagsRead, no_tags, rejected_frame, tags_frame
+from rec_assets.sources.frames import no_tags, tags_frame
+from rec_assets.sources.protocol import TagsRead
+from rec_assets.sources.rejects import Reason, Rejected, rejected_frame
 
 WEEK = "2025-03-03"
 TITLES = [

@@ -5,9 +5,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from dagster import AssetKey, DefaultScheduleStatus, build_schedule_context
 
-from rec_assets.definitions import defs
+from rec_assets.definitions import build_definitions
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.schedules import SCHEDULE_HOUR_UTC, WEEKLY_JOB, WEEKLY_SCHEDULE
+
+defs = build_definitions()
 
 KEYS = SCORING_WEEKS.get_partition_keys()
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 from dagster import DagsterInstance, Definitions, materialize, multiprocess_executor
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from rec_assets.defs import split
+from rec_assets.cli.stages import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from rec_assets.defs.jobs import INGEST_JOB
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.resources import ArtifactsResource, WarehouseResource, resolved
@@ -43,7 +43,7 @@ def load_cluster_definitions():
     spec = importlib.util.spec_from_file_location("rec_assets_cluster_definitions", DEPLOY / "definitions.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.defs
+    return module.defs()  # the @definitions entry point, called as Dagster calls it
 
 
 def storage_location(key: str, resource) -> Path | str:
@@ -86,7 +86,7 @@ def test_raw_and_split_write_parquet_partitions_to_the_shared_store(shared):
     week = keys[-1]
     ingest = defs.resolve_job_def(INGEST_JOB).execute_in_process(
         instance=DagsterInstance.ephemeral(),
-        tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
+        tags={PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[-1]},
     )
     assert ingest.success
     result = materialize(

@@ -15,16 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from rec_assets.features import cover_art
+from rec_assets.features import cover_art_backbone
 from rec_assets.features.cover_art import (
-    EMBEDDING_DIMS,
-    REASON_NO_IMAGE,
-    REASON_NOT_FOUND,
-    REASON_UNDECODABLE,
-    CoverArtConfig,
-    embed_cover_art,
-    load_backbone,
+    REASON_NO_IMAGE, REASON_NOT_FOUND, REASON_UNDECODABLE, CoverArtConfig, embed_cover_art,
 )
+from rec_assets.features.cover_art_backbone import EMBEDDING_DIMS, load_backbone
 
 # Small batches and no worker processes keep these tests to seconds; one test runs a worker to cover that path.
 # REC_COVER_WEIGHTS=random without an encoder: random ResNet-34, as before encoders could be chosen.
@@ -130,8 +125,8 @@ def test_weights_choice_is_explicit(tmp_path, monkeypatch, caplog, jpegs, backbo
         load_backbone("imagenet")
     # "auto" is the packaged, pretrained EfficientNet-Lite0 (test_encoders.py); without it installed, and without
     # ResNet-34 ImageNet weights, random ResNet-34 weights, said in a warning and in the label.
-    monkeypatch.setattr(cover_art, "efficientnet_available", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="rec_assets.features.cover_art"):
+    monkeypatch.setattr(cover_art_backbone, "efficientnet_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="rec_assets.features.cover_art_backbone"):
         fallback = load_backbone("auto", seed=0)
     assert fallback.weights_used == "random(seed=0)" and fallback.encoder == "resnet34-random"
     assert "RANDOM weights" in caplog.text

@@ -13,15 +13,9 @@ import torch
 from PIL import Image
 
 from rec_assets.features import cover_art
-from rec_assets.features.cover_art import (
-    CoverArtConfig,
-    efficientnet_weights_path,
-    embed_cover_art,
-    inference_model,
-    load_backbone,
-    load_classifier,
-    preprocess,
-    resolve_encoder,
+from rec_assets.features.cover_art import CoverArtConfig, embed_cover_art, preprocess
+from rec_assets.features.cover_art_backbone import (
+    efficientnet_weights_path, inference_model, load_backbone, load_classifier, resolve_encoder,
 )
 from rec_assets.features.encoders import encoders_label, week_encoders_label
 from rec_assets.features.synopsis import (
@@ -32,7 +26,7 @@ from rec_assets.features.synopsis import (
     load_glove50,
     minilm_path,
 )
-from rec_assets.model.checkpoint import file_sha256
+from rec_assets.storage.hashing import file_sha256
 from rec_assets_tests.conftest import SHARED_DATA
 from rec_assets_tests.features.test_cover_art import titles_for, write_jpeg
 
@@ -243,7 +237,7 @@ def test_encoder_choices_are_validated():
 
 
 def test_encoders_label_of_a_weeks_features(tmp_path):
-    from rec_assets.artifacts import write_artifact
+    from rec_assets.storage.artifacts import write_artifact
 
     week = "2025-03-03"
     write_artifact(tmp_path / "features" / "cover_art" / week, meta={"encoder": "efficientnet_lite0"})

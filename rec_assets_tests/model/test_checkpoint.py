@@ -7,21 +7,15 @@ import pytest
 import torch
 
 from rec_assets.model.checkpoint import (
-    attention_weights, embed_items, embed_users, file_sha256, load_checkpoint, save_checkpoint, scores,
+    attention_weights, embed_items, embed_users, load_checkpoint, save_checkpoint, scores,
 )
 from rec_assets.model.data import ItemFeatures, make_synthetic
 from rec_assets.model.train import TrainConfig, train_variant
+from rec_assets.storage.hashing import file_sha256
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # conftest.py
 
 SMALL = dict(embedding_dim=16, modality_dim=8, attention_dim=8, history_dim=8, user_hidden_dim=16, history_len=6)
-
-
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """The test machine is shared: spinning OpenMP threads under contention slow small models many times over."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ import torch
 from dagster import AssetExecutionContext, PipesSubprocessClient, asset, materialize
 
 from rec_assets.defs.distributed import DistributedTrainingResource, run_torchrun
-from rec_assets.model.checkpoint import file_sha256, load_checkpoint
+from rec_assets.model.checkpoint import load_checkpoint
+from rec_assets.storage.hashing import file_sha256
 from rec_assets.model.data import make_synthetic
 from rec_assets.model.distributed import load_problem, save_problem
 from rec_assets.model.train import TrainConfig, shard, train_variant

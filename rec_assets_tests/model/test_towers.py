@@ -8,16 +8,9 @@ from rec_assets.model.checkpoint import attention_weights, embed_items, embed_us
 from rec_assets.model.data import item_tensors, make_synthetic, user_tensors
 from rec_assets.model.variants import VARIANTS, build_model
 
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # conftest.py
+
 SMALL = dict(embedding_dim=24, modality_dim=8, attention_dim=8, history_dim=8, user_hidden_dim=16, history_len=6)
-
-
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """The test machine is shared: spinning OpenMP threads under contention slow small models many times over."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

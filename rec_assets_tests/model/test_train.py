@@ -9,22 +9,15 @@ import torch
 
 from rec_assets.model.checkpoint import scores
 from rec_assets.model.data import Interactions, UserData, item_tensors, lookup, make_synthetic, user_tensors
-from rec_assets.model.train import (
-    ColdColumns, Examples, TrainConfig, assemble_batch, draw_per_user, drop_item_inputs, history_index,
-    log_expected_draws, prepare_training, resolve_device, train, train_variant,
+from rec_assets.model.examples import (
+    ColdColumns, Examples, assemble_batch, draw_per_user, drop_item_inputs, history_index, log_expected_draws,
 )
+from rec_assets.model.train import TrainConfig, prepare_training, resolve_device, train, train_variant
 from rec_assets.model.variants import build_model
 
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # conftest.py
+
 SMALL = dict(embedding_dim=32, modality_dim=16, attention_dim=16, history_dim=16, user_hidden_dim=32, history_len=20)
-
-
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """The test machine is shared: spinning OpenMP threads under contention slow small models many times over."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rec_assets.datasets import WeekData
+from rec_assets.model.inputs import WeekData
 from rec_assets.model.data import Interactions, ItemFeatures, UserData
 
 N_TITLES, N_USERS, N_COLD = 60, 48, 6

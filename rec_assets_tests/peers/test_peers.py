@@ -1,7 +1,7 @@
 """Peer adapters (implicit ALS / BPR, LightFM) go through the two-tower evaluation code; holdout and tuning rules.
 
 Runs on a small synthetic week (``synthetic.py``); tests that need a peer library skip without the ``peers`` extra.
-``REC_COMPARE_HOME`` (a REC_HOME with a materialised week) additionally runs ``compare.main`` end to end.
+``REC_COMPARE_HOME`` (a REC_HOME with a materialised week) additionally runs ``compare.cli.main`` end to end.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rec_assets.bench.compare import COLUMNS, compare_week, main
+from rec_assets.bench.compare.cli import main
+from rec_assets.bench.compare.protocols import COLUMNS, compare_week
 from rec_assets.evaluation.metrics import METRICS
 from rec_assets.evaluation.week import evaluate_week
-from rec_assets.peers.adapters import (
-    PeerScores, TrainingSet, evaluate_fitted, evaluation_context, training_set,
-)
+from rec_assets.peers.adapters import PeerScores, TrainingSet, training_set
+from rec_assets.peers.evaluate import evaluate_fitted, evaluation_context
 from rec_assets.peers.holdout import HOLDOUT, holdout_split, popularity_columns
 from rec_assets.peers.tuning import tune, validation_split
 from rec_assets_tests.peers.synthetic import NO_VIEWS, POPULARITY_BINS, VOCABULARY, synthetic_week

@@ -14,7 +14,8 @@ import pytest
 from rec_assets.sources import layout
 from rec_assets.sources.canonical import CanonicalSource, open_source
 from rec_assets.sources.movielens import MovieLensSource
-from rec_assets.sources.validation import IngestionError, Reason, Source
+from rec_assets.sources.protocol import Source
+from rec_assets.sources.rejects import IngestionError, Reason
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -13,7 +13,8 @@ import pytest
 
 from rec_assets.sources import layout
 from rec_assets.sources.movielens import MovieLensSource, age_band, zip_region
-from rec_assets.sources.validation import IngestionError, Reason, Source
+from rec_assets.sources.protocol import Source
+from rec_assets.sources.rejects import IngestionError, Reason
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "movielens-100k"

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from rec_assets.sources.movielens import OCCUPATION_CODES, MovieLensSource
-from rec_assets.sources.validation import IngestionError, Reason, TimestampBounds
+from rec_assets.sources.protocol import TimestampBounds
+from rec_assets.sources.rejects import IngestionError, Reason
 from rec_assets_tests.sources import movielens_layouts as layouts
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from rec_assets import warehouse
+from rec_assets.storage.tables import replace_events, replace_titles
 from rec_assets.split.windows import WindowLengths, week_windows
 from rec_assets.sqlmodels.runner import TESTS_DIR, discover_models, discover_queries, materialize_partition, query, topological_order
 
@@ -54,9 +54,9 @@ def hand_made_warehouse() -> duckdb.DuckDBPyConnection:
             for i, c, a in TITLES
         ]
     )
-    warehouse.replace_titles(conn, titles)
+    replace_titles(conn, titles)
     events = pd.DataFrame(EVENTS, columns=["user_id", "title_id", "ts"]).assign(ts=lambda f: pd.to_datetime(f.ts))
-    warehouse.replace_events(conn, events, None, None)
+    replace_events(conn, events, None, None)
     return conn
 
 

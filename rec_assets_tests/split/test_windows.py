@@ -1,4 +1,4 @@
-"""The four windows of a scoring week follow DESIGN.md: Y' is the week, Y and X' end where it starts."""
+"""The four windows of a scoring week follow docs/design.md ("Windows"): Y' is the week, Y and X' end where it starts."""
 
 from datetime import datetime, timezone
 

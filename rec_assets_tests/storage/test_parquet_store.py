@@ -11,10 +11,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-from rec_assets import storage, warehouse
 from rec_assets.sqlmodels.runner import ANALYSES_DIR, TESTS_DIR, discover_models, discover_queries, materialize_partition, query
-from rec_assets.sources.validation import tags_frame
+from rec_assets.sources.frames import tags_frame
 from rec_assets.split.windows import week_windows
+from rec_assets.storage.parquet import TableStore, is_duckdb_store, partition_key
+from rec_assets.storage.tables import (
+    record_rejected, replace_events, replace_title_tags, replace_titles, replace_users, replace_week_rows,
+)
 from rec_assets_tests.split.test_split_models import EVENTS, LENGTHS, SQL_DIR, TITLES, WEEK
 
 MODEL_TABLES = ["split_windows", "cold_start_titles", "title_popularity", "week_titles"]
@@ -41,10 +44,10 @@ def tags() -> pd.DataFrame:
 
 def split_week(conn) -> dict[str, str]:
     """Load the hand-made raw tables and materialise the week's models; the content hash of each model."""
-    warehouse.replace_titles(conn, titles_frame())
-    warehouse.replace_events(conn, events_frame(), None, None)
-    warehouse.replace_title_tags(conn, tags())
-    warehouse.replace_users(conn, pd.DataFrame({"user_id": pd.Series([1, 2], dtype="int64"),
+    replace_titles(conn, titles_frame())
+    replace_events(conn, events_frame(), None, None)
+    replace_title_tags(conn, tags())
+    replace_users(conn, pd.DataFrame({"user_id": pd.Series([1, 2], dtype="int64"),
                                                 "country": pd.Series(["IE", None], dtype="object")}))
     models = discover_models(SQL_DIR, sources=["raw_watch_events", "raw_titles", "raw_users"])
     start = datetime.combine(WEEK, datetime.min.time())
@@ -71,8 +74,8 @@ def snapshot(conn) -> dict[str, list]:
 
 
 @pytest.fixture()
-def store(tmp_path) -> storage.TableStore:
-    return storage.TableStore.from_setting(str(tmp_path / "tables"))
+def store(tmp_path) -> TableStore:
+    return TableStore.from_setting(str(tmp_path / "tables"))
 
 
 def test_the_split_of_a_hand_made_week_is_identical_in_both_stores(store):
@@ -126,24 +129,24 @@ def test_rerunning_a_week_replaces_only_its_partition(store):
 
 def test_replacing_an_event_range_keeps_the_rest_of_a_partly_covered_week(store):
     with store.connect() as conn:
-        warehouse.replace_events(conn, events_frame(), None, None)
+        replace_events(conn, events_frame(), None, None)
         # replace [03-05, 03-07): inside event week 2025-03-03, whose other events must stay
         new = pd.DataFrame([(9, 1, pd.Timestamp("2025-03-06 12:00"))], columns=["user_id", "title_id", "ts"])
-        deleted, inserted = warehouse.replace_events(conn, new, datetime(2025, 3, 5), datetime(2025, 3, 7))
+        deleted, inserted = replace_events(conn, new, datetime(2025, 3, 5), datetime(2025, 3, 7))
         rows = conn.execute("SELECT user_id, title_id, ts::VARCHAR FROM raw_watch_events"
                             " WHERE event_week = DATE '2025-03-03' ORDER BY ts").fetchall()
     assert (deleted, inserted) == (2, 1)
     assert rows == [(1, 3, "2025-03-04 10:00:00"), (9, 1, "2025-03-06 12:00:00")]
     with duckdb.connect() as conn:  # the DuckDB file does the same
-        warehouse.replace_events(conn, events_frame(), None, None)
-        assert warehouse.replace_events(conn, new, datetime(2025, 3, 5), datetime(2025, 3, 7)) == (2, 1)
+        replace_events(conn, events_frame(), None, None)
+        assert replace_events(conn, new, datetime(2025, 3, 5), datetime(2025, 3, 7)) == (2, 1)
 
 
 def test_replacing_a_whole_week_with_no_events_empties_it(store):
     with store.connect() as conn:
-        warehouse.replace_events(conn, events_frame(), None, None)
+        replace_events(conn, events_frame(), None, None)
         empty = events_frame().iloc[:0]
-        deleted, inserted = warehouse.replace_events(conn, empty, datetime(2025, 3, 3), datetime(2025, 3, 10))
+        deleted, inserted = replace_events(conn, empty, datetime(2025, 3, 3), datetime(2025, 3, 10))
         left = conn.execute("SELECT count(*) FROM raw_watch_events WHERE event_week = DATE '2025-03-03'").fetchone()[0]
     assert (deleted, inserted, left) == (3, 0, 0)
 
@@ -152,9 +155,9 @@ def test_rejected_rows_are_a_set_and_writers_never_overwrite_each_other(store):
     rejected = pd.DataFrame({"file": ["events.csv", "events.csv"], "line": [5, 6], "reason": ["bad", "dup"],
                              "raw": ["x", "y"]})
     with store.connect() as conn:
-        warehouse.record_rejected(conn, "events", rejected)
-        warehouse.record_rejected(conn, "events", rejected)  # seen again: stored once
-        warehouse.record_rejected(conn, "titles", rejected.head(1))
+        record_rejected(conn, "events", rejected)
+        record_rejected(conn, "events", rejected)  # seen again: stored once
+        record_rejected(conn, "titles", rejected.head(1))
         rows = conn.execute("SELECT kind, source_file, line, reason FROM rejected_rows ORDER BY ALL").fetchall()
     assert rows == [("events", "events.csv", 5, "bad"), ("events", "events.csv", 6, "dup"),
                     ("titles", "events.csv", 5, "bad")]
@@ -163,10 +166,10 @@ def test_rejected_rows_are_a_set_and_writers_never_overwrite_each_other(store):
 def test_week_rows_of_result_tables_are_replaced_by_week(store):
     frame = pd.DataFrame({"scoring_week": [WEEK, WEEK], "user_id": [1, 2], "score": [0.5, 0.25]})
     with store.connect() as conn:
-        assert warehouse.replace_week_rows(conn, "weekly_recommendations", "2025-03-03", frame) == (0, 2)
-        assert warehouse.replace_week_rows(conn, "weekly_recommendations", "2025-03-03", frame.head(1)) == (2, 1)
+        assert replace_week_rows(conn, "weekly_recommendations", "2025-03-03", frame) == (0, 2)
+        assert replace_week_rows(conn, "weekly_recommendations", "2025-03-03", frame.head(1)) == (2, 1)
         with pytest.raises(ValueError, match="not of scoring week"):
-            warehouse.replace_week_rows(conn, "weekly_recommendations", "2025-03-10", frame)
+            replace_week_rows(conn, "weekly_recommendations", "2025-03-10", frame)
         assert conn.execute("SELECT count(*) FROM weekly_recommendations").fetchone()[0] == 1
 
 
@@ -185,14 +188,14 @@ def test_changed_model_columns_retire_the_other_weeks(store, tmp_path):
 
 
 def test_locations_are_checked():
-    assert storage.is_duckdb_store("") and storage.is_duckdb_store("duckdb")
-    assert storage.TableStore.from_setting("s3://bucket/rec/tables/").location == "s3://bucket/rec/tables"
-    assert storage.TableStore.from_setting("s3://bucket/rec").partition_uri("split_windows", "scoring_week",
+    assert is_duckdb_store("") and is_duckdb_store("duckdb")
+    assert TableStore.from_setting("s3://bucket/rec/tables/").location == "s3://bucket/rec/tables"
+    assert TableStore.from_setting("s3://bucket/rec").partition_uri("split_windows", "scoring_week",
                                                                              date(2025, 3, 3)) == \
         "s3://bucket/rec/split_windows/scoring_week=2025-03-03/part-0.parquet"
     with pytest.raises(ValueError, match="hive partition"):
-        storage.TableStore.from_setting("s3://bucket/env=prod")
+        TableStore.from_setting("s3://bucket/env=prod")
     with pytest.raises(ValueError):
-        storage.TableStore.from_setting("gopher://x")
+        TableStore.from_setting("gopher://x")
     with pytest.raises(ValueError):
-        storage.partition_key("2025/03")
+        partition_key("2025/03")

@@ -20,8 +20,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from rec_assets.definitions import defs
+from rec_assets.definitions import build_definitions
 from rec_assets_tests.ui.server import ARTIFACTS, PROJECT_ROOT, dagster_ui
+
+defs = build_definitions()
 
 pytestmark = pytest.mark.timeout(1500)
 

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rec_assets.sources import simulator
 from rec_assets.sources.layout import (
     CATEGORIES,
     EVENT_COLUMNS,
@@ -36,12 +35,13 @@ from rec_assets.sources.simulator import (
     ensure_generated,
     generate,
     generate_hidden,
+    generator,
     simulate,
     simulator_span,
 )
-from rec_assets.sources.simulator_vocab import MATURITY_RATINGS, WORD_BANKS
+from rec_assets.sources.simulator.vocab import MATURITY_RATINGS, WORD_BANKS
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 # A config small enough to generate in a fraction of a second, for the caching and atomicity tests.
 MINI = dataclasses.replace(config_for("tiny"), preset="mini", n_users=40, n_titles=60, n_weeks=10,
                            target_events=800, n_people=200)
@@ -292,7 +292,7 @@ def test_ensure_generated_caches(tmp_path, monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("ensure_generated regenerated a current directory")
 
-    monkeypatch.setattr(simulator, "generate", must_not_run)
+    monkeypatch.setattr(generator, "generate", must_not_run)
     assert ensure_generated(MINI, tmp_path) == out
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
     monkeypatch.undo()
@@ -311,7 +311,7 @@ def test_failure_mid_generation_leaves_nothing(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(simulator, "_write_events", crash)
+    monkeypatch.setattr(generator, "_write_events", crash)
     with pytest.raises(RuntimeError, match="disk full"):
         generate(MINI, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
@@ -320,7 +320,7 @@ def test_failure_mid_generation_leaves_nothing(tmp_path, monkeypatch):
     # An existing directory survives a failed regeneration untouched.
     generate(MINI, tmp_path / "out")
     before = _files(tmp_path / "out")
-    monkeypatch.setattr(simulator, "_write_events", crash)
+    monkeypatch.setattr(generator, "_write_events", crash)
     with pytest.raises(RuntimeError):
         generate(dataclasses.replace(MINI, seed=5), tmp_path / "out")
     assert _files(tmp_path / "out") == before

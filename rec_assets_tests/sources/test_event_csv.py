@@ -10,16 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from rec_assets.sources.validation import (
-    REJECTED_COLUMNS,
-    EventColumns,
-    IngestionError,
-    Reason,
-    Rejected,
-    event_span_csv,
-    read_events_csv,
-    rejected_frame,
-)
+from rec_assets.sources.event_csv import EventColumns, event_span_csv, read_events_csv
+from rec_assets.sources.rejects import REJECTED_COLUMNS, IngestionError, Reason, Rejected, rejected_frame
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 HEADER = b"user_id,title_id,timestamp\n"

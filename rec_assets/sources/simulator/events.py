@@ -1,9 +1,7 @@
 """Watch events: week by week, each active user draws a few titles by taste, popularity and novelty.
 
 For user u in week w the choice distribution over the titles available by then (acquired in week <= w) is
-
-    p(t) ~ exp(log_popularity[t] + novelty(w - acquisition_week[t]) + affinity(u, t))
-
+p(t) ~ exp(log_popularity[t] + novelty(w - acquisition_week[t]) + affinity(u, t)),
 with novelty(a) = boost_t * exp(-a / novelty_decay_weeks) (boost_t: novelty_boost, drop_novelty_boost for a drop
 title) and affinity(u, t) = sum(taste_u * weights * latent_t). An exact softmax over the catalogue for every user is
 too slow for the large preset, so each user draws ``candidates_per_user`` candidates from the prior exp(log_popularity
@@ -18,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rec_assets.sources.simulator_world import STREAM_EVENTS, World, affinity_weights, rng_for, season_factor
+from rec_assets.sources.simulator.world import STREAM_EVENTS, World, affinity_weights, rng_for, season_factor
 
 # Relative viewing by weekday (Monday first) and by hour of day (UTC, as a stand-in for local time).
 _WEEKDAY = np.array([1.0, 0.95, 1.0, 1.05, 1.25, 1.45, 1.35])

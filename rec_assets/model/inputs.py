@@ -15,13 +15,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from rec_assets.artifacts import ArtifactRef
 from rec_assets.features.categorical import interaction_columns
 from rec_assets.model.data import Interactions, ItemFeatures, UserData
 from rec_assets.split.windows import WeekEvaluability, WeekWindows
 from rec_assets.sqlmodels.runner import ANALYSES_DIR, discover_queries, query
+from rec_assets.storage.artifacts import ArtifactRef
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
 ANALYSES = discover_queries(SQL_DIR, ANALYSES_DIR)
 
 Phase = Literal["train", "score"]

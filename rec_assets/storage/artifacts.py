@@ -8,7 +8,6 @@ covers every file, and is what downstream assets record as the data version they
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from rec_assets.faults import crash_point
+from rec_assets.storage.hashing import directory_sha256, require_content
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,11 @@ class ArtifactRef:
     details: dict = field(default_factory=dict)
 
     def open(self) -> "Artifact":
-        return Artifact(Path(self.path))
+        """The artifact, once its directory is found to hold the content its materialisation recorded."""
+        path = Path(self.path)
+        require_content(path, self.content_hash, f"{self.kind} artifact",
+                        f"re-materialise the {self.kind} asset for {self.scoring_week}")
+        return Artifact(path)
 
 
 class Artifact:
@@ -48,16 +54,6 @@ class Artifact:
 
     def meta(self) -> dict:
         return json.loads((self.path / "meta.json").read_text())
-
-
-def _hash_directory(directory: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(directory.iterdir()):
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_artifact(
@@ -77,10 +73,11 @@ def write_artifact(
         for name, frame in (frames or {}).items():
             frame.to_parquet(staging / f"{name}.parquet", index=False)
         (staging / "meta.json").write_text(json.dumps(meta or {}, indent=2, sort_keys=True, default=str))
-        content_hash = _hash_directory(staging)
+        content_hash = directory_sha256(staging)
         retired = directory.with_name(f".{directory.name}.retired-{uuid.uuid4().hex}")
         if directory.exists():
             os.replace(directory, retired)
+        crash_point(f"artifact:{directory.parent.name}")
         os.replace(staging, directory)
         shutil.rmtree(retired, ignore_errors=True)
     except BaseException:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rec_assets.sources.simulator_vocab import GENERIC_ADJECTIVES, WORD_BANKS
+from rec_assets.sources.simulator.vocab import GENERIC_ADJECTIVES, WORD_BANKS
 
 _ADJ, _CHAR, _PLACE, _GOAL = range(4)
 

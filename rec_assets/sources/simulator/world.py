@@ -1,6 +1,6 @@
 """The simulated world before any watching: titles with hidden factors and metadata, the people pool, the users.
 
-See the docstring of ``rec_assets.sources.simulator`` for the generative model. Title index ``i`` becomes
+The generative model is described in docs/design.md ("The catalog simulator"). Title index ``i`` becomes
 ``title_id = i + 1`` and user index ``u`` becomes ``user_id = u + 1``; titles are numbered in acquisition order (the
 initial library first), as a service's catalogue ids grow over time.
 """
@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import numpy as np
 
-from rec_assets.sources import simulator_vocab as vocab
-from rec_assets.sources.simulator_config import SimulatorConfig
+from rec_assets.sources.simulator import vocab
+from rec_assets.sources.simulator.config import SimulatorConfig
 
 # The title latent vector and the user taste vector share this layout: one slice per way the taste shows.
 LATENT_PARTS: dict[str, tuple[int, int]] = {

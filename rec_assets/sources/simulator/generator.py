@@ -1,50 +1,7 @@
-"""The embedded catalog simulator: a deterministic video catalogue and its watch history, in the canonical layout.
+"""The simulator's generator: builds the world and its watch events and writes them as a canonical directory.
 
-The platform's default source, so that the whole asset graph runs offline on a fresh machine. ``generate`` writes
-``titles.jsonl``, ``users.csv``, ``events.csv``, ``images/<title_id>.jpg`` and ``manifest.json`` as documented in
-``rec_assets.sources.layout``; the same config gives the same bytes in every run and process.
-
-Generative model
-----------------
-Why it exists: the two-tower model must have something real to learn, and each metadata type must carry part of it.
-
-*Hidden title factors.* Every title has a latent vector of 22 dims made of four parts (``LATENT_PARTS``):
-
-- categorical (8): drawn around the centroid of its primary subgenre (itself near its genre's centroid) plus a
-  country-of-origin offset. Secondary genres and subgenres are the ones whose centroids best fit it (Gumbel-noised);
-  cast and directors are picked from the people pool by fame (Zipf-like, exponent 1.1), by the fit between the
-  person's own style vector and the title, and by shared country; the maturity rating is a noisy projection of it
-  plus genre pushes (kids' titles low, horror high).
-- synopsis (6): one dim per pair of topic word banks (dark / warm, future / past, crime / wilderness, comedy /
-  grief, romance / combat, fantasy / factual). Each word slot of a 2-4 sentence synopsis picks a bank with
-  probability growing with |latent_k| and the pole from its sign (12% flipped). Genres push these dims, so horror
-  synopses tend to sound like horror.
-- cover art (4): palette hue, shape family (circles / rectangles / triangles), texture density and brightness of a
-  160x240 poster, each through noise (see ``simulator_art``). Genres push brightness (dark horror posters).
-- idiosyncratic (4): revealed by no metadata; an ID embedding can learn it for warm titles, nothing can for cold.
-
-All dims are standardised. No single field reveals the vector: each is a noisy function of one part.
-
-*Titles.* Movies and TV about 4:1 (``tv_share``); 27 genres and 138 subgenres with category-specific frequencies;
-17 maturity ratings (US film, US TV, international ladder for a share of non-US titles, a few unrated); 60 countries
-of origin, US-heavy (anime mostly from Japan); release years from 1930 on, about half of the arrivals new releases.
-An initial library (``initial_library_share``) is available from the first day; the rest arrive every week, at a
-rate growing as exp(arrival_growth * t) so recent weeks bring many new titles, mostly on Fridays; a release drop
-(``drop_titles``, the ``default`` preset's last week) adds a batch at once, mostly back catalogue, less promoted.
-Title ids follow acquisition order. A few titles lack a synopsis or an image (null in titles.jsonl, no file).
-
-*Users.* Country (US-heavy), age band, plan and device (written to users.csv); hidden: a taste vector in the title
-latent space (a favourite genre's centroid and synopsis/poster style, the home country's offset, an age-band
-offset, personal noise), a long-tailed (log-normal) weekly rate scaled by plan, a join week (most at the start,
-the rest later, more of them recently) and for some users a churn week.
-
-*Watch events.* Week by week, each active user watches Poisson(rate x season x gamma noise) titles, chosen without
-repetition with probability proportional to exp(affinity + log popularity + novelty) over the titles available by
-then, where affinity = taste . (part weights x latent) x taste_strength / sqrt(22) and novelty = novelty_boost x
-exp(-age_weeks / novelty_decay_weeks) (drop_novelty_boost for a drop title). Sampling is importance resampling
-over candidates drawn from the shared prior (see ``simulator_events``). A title is never watched before its
-acquisition day, so titles acquired in week W are cold-start titles of W; the novelty boost makes most of them get
-watched in W itself. Timestamps (UTC, second resolution) follow a weekday x hour-of-day profile.
+``generate`` writes ``titles.jsonl``, ``users.csv``, ``events.csv``, ``images/<title_id>.jpg`` and ``manifest.json``
+as documented in ``rec_assets.sources.layout``; the same config gives the same bytes in every run and process.
 
 The hidden factors are never in the layout's files; ``generate_hidden`` gives them to tests and notebooks, and
 ``oracle_factors.npz`` (``ORACLE_FILE``) holds what the evaluation's oracle rows need. Only
@@ -69,25 +26,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from rec_assets.sources import simulator_vocab as vocab
-from rec_assets.sources.layout import (
-    EVENT_COLUMNS,
-    EVENTS_FILE,
-    MANIFEST_FILE,
-    TITLES_FILE,
-    USERS_FILE,
-)
-from rec_assets.sources.simulator_art import draw_cover, encode_jpeg
-from rec_assets.sources.simulator_config import (
-    GENERATOR_VERSION,
-    PRESETS,
-    SimulatorConfig,
-    config_for,
-    simulator_span,
-)
-from rec_assets.sources.simulator_events import Events, simulate_events
-from rec_assets.sources.simulator_text import SynopsisWriter
-from rec_assets.sources.simulator_world import (
+from rec_assets.sources.layout import EVENT_COLUMNS, EVENTS_FILE, MANIFEST_FILE, TITLES_FILE, USERS_FILE
+from rec_assets.sources.simulator import vocab
+from rec_assets.sources.simulator.art import draw_cover, encode_jpeg
+from rec_assets.sources.simulator.config import GENERATOR_VERSION, SimulatorConfig, simulator_span
+from rec_assets.sources.simulator.events import Events, simulate_events
+from rec_assets.sources.simulator.text import SynopsisWriter
+from rec_assets.sources.simulator.world import (
     LATENT_PARTS,
     STREAM_ART,
     STREAM_TEXT,
@@ -96,24 +41,7 @@ from rec_assets.sources.simulator_world import (
     build_world,
     rng_for,
 )
-
-__all__ = [
-    "GENERATOR_NAME",
-    "GENERATOR_VERSION",
-    "IMAGES_DIR",
-    "LATENT_PARTS",
-    "ORACLE_FILE",
-    "PRESETS",
-    "HiddenFactors",
-    "Simulation",
-    "SimulatorConfig",
-    "config_for",
-    "ensure_generated",
-    "generate",
-    "generate_hidden",
-    "simulate",
-    "simulator_span",
-]
+from rec_assets.storage.hashing import file_sha256
 
 GENERATOR_NAME = "rec_assets.sources.simulator"
 IMAGES_DIR = "images"
@@ -286,11 +214,11 @@ def _write_layout(config: SimulatorConfig, target: Path) -> dict:
         "n_weeks": config.n_weeks,
         "counts": {"titles": n_titles, "users": n_users, "events": len(events), "images": n_images},
         "sha256": {
-            TITLES_FILE: _sha256_file(target / TITLES_FILE),
-            USERS_FILE: _sha256_file(target / USERS_FILE),
-            EVENTS_FILE: _sha256_file(target / EVENTS_FILE),
+            TITLES_FILE: file_sha256(target / TITLES_FILE),
+            USERS_FILE: file_sha256(target / USERS_FILE),
+            EVENTS_FILE: file_sha256(target / EVENTS_FILE),
             IMAGES_DIR: image_digest,
-            ORACLE_FILE: _sha256_file(target / ORACLE_FILE),
+            ORACLE_FILE: file_sha256(target / ORACLE_FILE),
         },
     }
     (target / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -407,11 +335,3 @@ def write_oracle_factors(path: Path, arrays: dict[str, np.ndarray]) -> None:
             buffer = io.BytesIO()
             np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
             archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

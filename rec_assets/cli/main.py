@@ -8,13 +8,15 @@ latest week, then the unpartitioned summaries; it prints what it is doing and ho
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def prepare_dagster_home() -> Path:
@@ -31,10 +33,10 @@ def prepare_dagster_home() -> Path:
 def configured_warehouse():
     """The warehouse resource with its EnvVar settings (REC_DUCKDB, REC_TABLE_STORE) read now: outside a run
     Dagster does not resolve them."""
-    from rec_assets.definitions import defs
+    from rec_assets.definitions import build_definitions
     from rec_assets.defs.resources import resolved
 
-    return resolved(defs.resources["warehouse_db"])
+    return resolved(build_definitions().resources["warehouse_db"])
 
 
 def _stage(title: str):
@@ -51,7 +53,7 @@ def backfill(args: argparse.Namespace) -> int:
     oldest first, in this process: the same runs a UI backfill launches, without needing the daemon. Weeks without
     enough labelled users are skipped with the reason."""
     prepare_dagster_home()
-    from rec_assets.defs.jobs import backfill_weeks
+    from rec_assets.cli.stages import backfill_weeks
 
     weeks = backfill_weeks(args.first, args.last)
     print(f"backfilling {len(weeks)} scoring weeks: {weeks[0]} .. {weeks[-1]}", flush=True)
@@ -62,12 +64,12 @@ def week_evaluator():
     """week key -> its WeekEvaluability, from the events stored in the warehouse (REC_MIN_LABELLED_USERS)."""
     from datetime import datetime, timedelta, timezone
 
-    from rec_assets.datasets import week_evaluability
-    from rec_assets.definitions import defs
+    from rec_assets.definitions import build_definitions
     from rec_assets.defs.resources import resolved
+    from rec_assets.model.inputs import week_evaluability
     from rec_assets.split.windows import WindowLengths, week_windows
 
-    settings = resolved(defs.resources["windows"])
+    settings = resolved(build_definitions().resources["windows"])
     lengths = WindowLengths(settings.history_days, settings.label_days, settings.recent_popularity_days)
     warehouse = configured_warehouse()
 
@@ -87,26 +89,34 @@ def execute_stages(week: str | None = None, weeks: list[str] | None = None) -> i
     prepare_dagster_home()
     from dagster import DagsterInstance
 
-    from rec_assets.definitions import defs
-    from rec_assets.defs.jobs import (
+    from rec_assets.cli.stages import (
         backfill_weeks,
         ingest_stage,
         latest_evaluable,
         scoring_week_stage,
         summaries_stage,
     )
+    from rec_assets.definitions import build_definitions
 
+    defs = build_definitions()
     instance = DagsterInstance.get()
     timings: list[tuple[str, float]] = []
+
+    engine_log = engine_log_path()
 
     def execute(stage) -> bool:
         started = _stage(stage.title)
         result = stage.execute(instance)
         elapsed = time.monotonic() - started
         timings.append((stage.title, elapsed))
+        for step, seconds, ok, summary in append_engine_log(instance, result.run_id, engine_log):
+            print(f"    {seconds:7.1f} s  {step}{'' if ok else '  FAILED'}", flush=True)
+            if summary:
+                print(f"              {summary}", flush=True)
         print(f"    {'ok' if result.success else 'FAILED'} in {elapsed:.1f} s (run {result.run_id})", flush=True)
         if not result.success:
             print_failure(result)
+            print(f"    engine log: {engine_log}", file=sys.stderr)
         return result.success
 
     if week is not None:
@@ -142,7 +152,47 @@ def execute_stages(week: str | None = None, weeks: list[str] | None = None) -> i
     for title, seconds in timings:
         print(f"  {seconds:8.1f} s  {title}")
     print(f"  {sum(s for _, s in timings):8.1f} s  total")
+    print(f"Engine event log: {engine_log}")
     return 0
+
+
+def engine_log_path() -> Path:
+    """A new file under ``$REC_HOME/logs`` for this command's Dagster event stream."""
+    from rec_assets.defs.resources import rec_home
+
+    logs = rec_home() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs / f"engine-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+
+
+def append_engine_log(instance, run_id: str, path: Path) -> list[tuple[str, float, bool, str]]:
+    """Append the run's whole event log to ``path``; return each step with its duration, outcome and the
+    ``row_accounting_summary`` line its materialisation carries, if any (the ingestion's)."""
+    from dagster import DagsterEventType
+
+    started: dict[str, float] = {}
+    summaries: dict[str, str] = {}
+    steps = []
+    with path.open("a") as log:
+        for entry in instance.all_logs(run_id):
+            stamp = time.strftime("%H:%M:%S", time.localtime(entry.timestamp))
+            level = logging.getLevelName(entry.level) if isinstance(entry.level, int) else entry.level
+            event = entry.dagster_event
+            what = f"{event.event_type_value} {event.message or ''}" if event is not None else entry.user_message
+            log.write(f"{stamp} {run_id[:8]} {level:<7} {entry.step_key or '-'}: {what.strip()}\n")
+            if event is None or entry.step_key is None:
+                continue
+            if event.event_type == DagsterEventType.STEP_START:
+                started[entry.step_key] = entry.timestamp
+            elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                summary = event.event_specific_data.materialization.metadata.get("row_accounting_summary")
+                if summary is not None:
+                    summaries[entry.step_key] = str(summary.value)
+            elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+                ok = event.event_type == DagsterEventType.STEP_SUCCESS
+                seconds = entry.timestamp - started.get(entry.step_key, entry.timestamp)
+                steps.append((entry.step_key, seconds, ok, summaries.get(entry.step_key, "")))
+    return steps
 
 
 def print_week_report(week: str) -> None:
@@ -189,7 +239,11 @@ def print_week_report(week: str) -> None:
 def print_backfill_report(weeks: list[str]) -> None:
     """Tables 1 and 2 as means over ``weeks``, each variant's precision and recall as mean ± std across them,
     and per week the cold-start titles and evaluated users: what the weeks' ``evaluation_metrics`` rows hold."""
-    from rec_assets.evaluation.report import spread_markdown, table1_markdown, table2_markdown
+    from rec_assets.evaluation.report import (
+        spread_markdown,
+        table1_markdown,
+        table2_markdown,
+    )
 
     with configured_warehouse().connect(read_only=True) as conn:
         metrics = conn.execute(
@@ -222,7 +276,7 @@ def print_backfill_report(weeks: list[str]) -> None:
 def report(args: argparse.Namespace) -> int:
     """Print what the warehouse holds for weeks already materialised (nothing runs)."""
     prepare_dagster_home()
-    from rec_assets.defs.jobs import backfill_weeks
+    from rec_assets.cli.stages import backfill_weeks
 
     weeks = backfill_weeks(args.first, args.last)
     if len(weeks) == 1:
@@ -273,14 +327,24 @@ def audit(args: argparse.Namespace) -> int:
     prepare_dagster_home()
     from dagster import DagsterInstance
 
-    from rec_assets.defs.audit import audit_recommendation
+    from rec_assets.cli.audit import audit_recommendation
 
     trail = audit_recommendation(DagsterInstance.get(), configured_warehouse(), args.week, args.user)
     print("\n".join(trail.lines()))
     return 0
 
 
+def quiet_warnings() -> None:
+    """Beta parameters the graph uses on purpose, and the schedule job's mixed backfill policies (it runs one
+    week per tick), are not news to a person reading `make run`'s progress."""
+    from dagster import BetaWarning
+
+    warnings.simplefilter("ignore", BetaWarning)
+    warnings.filterwarnings("ignore", message="Asset job weekly_refresh materializes assets with varying")
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_warnings()
     parser = argparse.ArgumentParser(prog="rec_assets")
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="materialise the whole graph for a scoring week")

@@ -1,7 +1,7 @@
 """Configuration of the catalog simulator: the knobs, the named presets and the event span.
 
-Kept apart from ``simulator.py`` so that the generator's helper modules can import the config type without a cycle;
-``simulator.py`` re-exports everything here.
+Kept apart from ``generator.py`` so that the generator's helper modules can import the config type without a cycle;
+the package ``rec_assets.sources.simulator`` re-exports what callers need.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import ClassVar
 
 # Bump when a change to the generator changes its output for an unchanged config: it is part of the config hash, so
 # cached directories written by an older generator are regenerated rather than silently reused.
@@ -64,16 +65,24 @@ class SimulatorConfig:
     candidates_per_user: int = 192
     max_watches_per_week: int = 30
 
+    # What __post_init__ checks, in this order: the knobs that count something (at least 1), the shares (in [0, 1]).
+    _COUNTS: ClassVar[tuple[str, ...]] = (
+        "n_users", "n_titles", "n_people", "n_weeks", "target_events", "candidates_per_user", "max_watches_per_week",
+        "image_width", "image_height",
+    )
+    _SHARES: ClassVar[tuple[str, ...]] = (
+        "initial_library_share", "tv_share", "initial_user_share", "churn_share", "missing_synopsis_share",
+        "missing_image_share",
+    )
+
     def __post_init__(self) -> None:
         problems = []
         if self.first_day.weekday() != 0:
             problems.append(f"first_day must be a Monday, got {self.first_day} ({self.first_day:%A})")
-        for name in ("n_users", "n_titles", "n_people", "n_weeks", "target_events", "candidates_per_user",
-                     "max_watches_per_week", "image_width", "image_height"):
+        for name in self._COUNTS:
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("initial_library_share", "tv_share", "initial_user_share", "churn_share",
-                     "missing_synopsis_share", "missing_image_share"):
+        for name in self._SHARES:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if not 1 <= self.jpeg_quality <= 95:

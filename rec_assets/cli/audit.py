@@ -7,14 +7,8 @@ from dataclasses import dataclass, field
 
 from dagster import AssetKey, DagsterInstance
 
+from rec_assets.asset_io import FEATURE_ASSETS, tower_asset_name
 from rec_assets.defs.resources import WarehouseResource
-from rec_assets.defs.towers import tower_asset_name
-
-FEATURE_ASSETS = {
-    "categorical": "title_categorical_features",
-    "synopsis": "title_synopsis_embeddings",
-    "cover_art": "title_cover_art_embeddings",
-}
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The command line: `make run`, `make backfill`, `make ui`, reports and the audit trail."""

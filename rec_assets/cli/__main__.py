@@ -1,0 +1,3 @@
+from rec_assets.cli.main import main
+
+raise SystemExit(main())
