@@ -23,7 +23,14 @@ from pathlib import Path
 import duckdb
 
 from rec_assets.storage.object_store import (
-    AUTO, COPY_OPTIONS, ObjectStoreClient, client_setting, duckdb_glob, open_client, read_parquet_sql, sql_literal,
+    AUTO,
+    COPY_OPTIONS,
+    ObjectStoreClient,
+    client_setting,
+    duckdb_glob,
+    open_client,
+    read_parquet_sql,
+    sql_literal,
 )
 
 DUCKDB_STORE = "duckdb"
@@ -34,7 +41,7 @@ PART_FILE = "part-0.parquet"
 SET_TABLES = frozenset({"rejected_rows"})
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
-_OPEN: dict[int, tuple["TableStore", ObjectStoreClient | None]] = {}  # connection -> its store and client
+_OPEN: dict[int, tuple[TableStore, ObjectStoreClient | None]] = {}  # connection -> its store and client
 _OPEN_LOCK = threading.Lock()
 
 
@@ -73,12 +80,11 @@ class TableStore:
         object.__setattr__(self, "object_store_client", client_setting(self.object_store_client))
 
     @classmethod
-    def from_setting(cls, setting: str, object_store_client: str = AUTO) -> "TableStore":
+    def from_setting(cls, setting: str, object_store_client: str = AUTO) -> TableStore:
         text = setting.strip()
         if is_duckdb_store(text):
             raise ValueError("REC_TABLE_STORE=duckdb is the DuckDB file, not a Parquet table store")
-        if text.startswith("file://"):
-            text = text[len("file://"):]
+        text = text.removeprefix("file://")
         if not text.startswith(OBJECT_STORE_SCHEMES):
             if "://" in text:
                 raise ValueError(f"REC_TABLE_STORE={setting!r}: use 'duckdb', a filesystem path or s3://bucket/prefix")
