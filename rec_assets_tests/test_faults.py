@@ -86,8 +86,8 @@ def rows_lost(before: dict[str, dict[str, list]], after: dict[str, dict[str, lis
     lost = 0
     for table, weeks in before.items():
         for key in keys:
-            kept = set(after.get(table, {}).get(key, []))
-            lost += sum(1 for row in weeks.get(key, []) if row not in kept)
+            kept = {repr(row) for row in after.get(table, {}).get(key, [])}  # rows hold lists (genres)
+            lost += sum(1 for row in weeks.get(key, []) if repr(row) not in kept)
     return lost
 
 

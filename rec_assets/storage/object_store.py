@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -195,21 +196,37 @@ def open_client(conn: duckdb.DuckDBPyConnection, setting: str) -> ObjectStoreCli
     return ArrowClient(s3_filesystem())
 
 
+@dataclass(frozen=True)
+class AwsSettings:
+    """The standard AWS variables both clients read, once, when a connection opens (never logged)."""
+
+    key_id: str | None
+    secret: str
+    session_token: str | None
+    region: str | None
+    endpoint: str | None  # AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL: MinIO, moto and other S3-compatible stores
+
+    @classmethod
+    def from_environment(cls) -> "AwsSettings":
+        env = os.environ
+        return cls(env.get("AWS_ACCESS_KEY_ID") or None, env.get("AWS_SECRET_ACCESS_KEY", ""),
+                   env.get("AWS_SESSION_TOKEN") or None, env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+                   env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"))
+
+
 def s3_filesystem() -> pafs.S3FileSystem:
-    """``pyarrow.fs.S3FileSystem`` from the standard AWS variables: keys (else the AWS credential chain:
-    IRSA web identity, instance profile, ~/.aws), ``AWS_REGION``, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``."""
-    env = os.environ
+    """``pyarrow.fs.S3FileSystem`` from the AWS variables: keys (else the AWS credential chain: IRSA web
+    identity, instance profile, ~/.aws), region and endpoint."""
+    aws = AwsSettings.from_environment()
     options: dict[str, str] = {}
-    if env.get("AWS_ACCESS_KEY_ID"):
-        options.update(access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env.get("AWS_SECRET_ACCESS_KEY", ""))
-        if env.get("AWS_SESSION_TOKEN"):
-            options["session_token"] = env["AWS_SESSION_TOKEN"]
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    if region:
-        options["region"] = region
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+    if aws.key_id:
+        options.update(access_key=aws.key_id, secret_key=aws.secret)
+        if aws.session_token:
+            options["session_token"] = aws.session_token
+    if aws.region:
+        options["region"] = aws.region
+    if aws.endpoint:
+        parts = urlsplit(aws.endpoint if "://" in aws.endpoint else f"https://{aws.endpoint}")
         options.update(endpoint_override=parts.netloc + parts.path.rstrip("/"), scheme=parts.scheme)
     return _attempt(PYARROW, "configure S3FileSystem from the AWS_* variables", lambda: pafs.S3FileSystem(**options))
 
@@ -224,19 +241,17 @@ def configure_object_store(conn: duckdb.DuckDBPyConnection) -> None:
     from its extension folder.
     """
     _load_extension(conn, "httpfs")
-    env = os.environ
-    if env.get("AWS_ACCESS_KEY_ID"):
-        fields = {"KEY_ID": env["AWS_ACCESS_KEY_ID"], "SECRET": env.get("AWS_SECRET_ACCESS_KEY", "")}
-        if env.get("AWS_SESSION_TOKEN"):
-            fields["SESSION_TOKEN"] = env["AWS_SESSION_TOKEN"]
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-        if region:
-            fields["REGION"] = region
-        endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
-        if endpoint:
-            fields["ENDPOINT"] = re.sub(r"^https?://", "", endpoint).rstrip("/")
+    aws = AwsSettings.from_environment()
+    if aws.key_id:
+        fields = {"KEY_ID": aws.key_id, "SECRET": aws.secret}
+        if aws.session_token:
+            fields["SESSION_TOKEN"] = aws.session_token
+        if aws.region:
+            fields["REGION"] = aws.region
+        if aws.endpoint:
+            fields["ENDPOINT"] = re.sub(r"^https?://", "", aws.endpoint).rstrip("/")
             fields["URL_STYLE"] = "path"
-            fields["USE_SSL"] = "false" if endpoint.startswith("http://") else "true"
+            fields["USE_SSL"] = "false" if aws.endpoint.startswith("http://") else "true"
         body = ", ".join(f"{k} {v if k == 'USE_SSL' else sql_literal(v)}" for k, v in fields.items())
         sql = f"CREATE OR REPLACE SECRET rec_table_store (TYPE s3, PROVIDER config, {body})"
     else:
