@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export REC_HOME ?= $(CURDIR)/.rec_home
 export DAGSTER_HOME ?= $(REC_HOME)/dagster_home
 
-.PHONY: run backfill test ui bench compare venv clean reset chromium
+.PHONY: run backfill test ui bench compare venv clean reset chromium celery-deps celery-backfill
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,31 @@ chromium:
 	    echo "the UI tests need Chromium: sudo apt-get install -y chromium chromium-driver"; exit 1; \
 	  fi; }
 
-test: $(PEERS_STAMP) chromium
+# The Celery backfill (deploy/celery) needs the extra `celery` and Debian's redis-server (the broker): installed
+# here, redis-server from apt when missing and run as root on a Debian-like system, else stop with the command.
+CELERY_STAMP := $(VENV)/.celery_installed
+$(CELERY_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[celery]'
+	touch $(CELERY_STAMP)
+
+celery-deps: $(CELERY_STAMP)
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's redis-server for the Celery backfill"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else \
+	    echo "the Celery backfill needs redis-server: sudo apt-get install -y redis-server"; exit 1; \
+	  fi; }
+
+# A backfill of scoring weeks on 2 Celery workers with a Redis broker, all on loopback, started and stopped here
+# (deploy/celery/backfill.py). CELERY_ARGS="--weeks W1 W2 W3 --workers N --report FILE" changes what runs.
+CELERY_WORK ?= $(REC_HOME)/celery
+CELERY_ARGS ?= --weeks 2026-10-12 2026-10-19 2026-11-02 --workers 2
+celery-backfill: celery-deps
+	$(PY) deploy/celery/backfill.py --work $(CELERY_WORK) $(CELERY_ARGS)
+
+test: $(PEERS_STAMP) chromium celery-deps
 	$(PY) -m pytest -q
 
 ui: $(STAMP)

@@ -7,7 +7,7 @@ that it can be stopped whole, and stops on the way out (SIGTERM, then SIGKILL af
 
 1. ``redis-server`` on 127.0.0.1 and a free port, no persistence (the broker and the result backend);
 2. ``--workers`` Celery workers (``dagster-celery worker start -A dagster_celery.app -y worker.yaml``), one
-   process each with ``--concurrency=1``, named ``rec<i>@<host>``;
+   process each (``--pool=solo``: one step at a time, in the worker's own process), named ``rec<i>@<host>``;
 3. ``dagster dev -f deploy/celery/definitions.py`` (webserver, daemon, code server) on a fresh instance holding
    the project's ``dagster.yaml`` (run queue of 3).
 
@@ -33,16 +33,17 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from rec_assets.cli.local_services import BACKFILL_STATUS, HOST, default_signals, free_port, stop_group
 
 HERE = Path(__file__).resolve().parent
 PROJECT_ROOT = HERE.parents[1]
 DEFINITIONS = HERE / "definitions.py"
 WORKER_CONFIG = HERE / "worker.yaml"
-HOST = "127.0.0.1"
 REPOSITORY = "__repository__"
 INGEST_JOB = "ingest_history"
 SCORING_WEEK_JOB = "materialize_scoring_week"
@@ -79,29 +80,6 @@ mutation Launch($params: LaunchBackfillParams!) {
 RUN_STATUS = """
 query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } ... on PythonError { message } } }
 """
-BACKFILL_STATUS = """
-query Backfill($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { status runs { runId status tags { key value } } error { message } }
-    ... on PythonError { message }
-  }
-}
-"""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _default_signals() -> None:
-    # A parent started in the background may ignore SIGINT/SIGTERM; the children must not, or they cannot be stopped.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 @dataclass
 class Service:
     name: str
@@ -121,27 +99,13 @@ def start(name: str, args: list[str], env: dict[str, str], log_path: Path, stop_
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_signals)
+                                   stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=default_signals)
     return Service(name, process, log_path, stop_signal)
 
 
 def stop(service: Service, grace_s: float = 30.0) -> None:
     """The service's signal to its whole process group, SIGKILL to what is left after the grace period."""
-    process = service.process
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, service.stop_signal)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # children (celery's pool, dagster dev's servers) if any survived
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=10)
+    stop_group(service.process, service.stop_signal, grace_s)
 
 
 def _wait(condition, what: str, timeout_s: float, services: list[Service], interval_s: float = 0.5):
@@ -196,13 +160,15 @@ def worker_env(env: dict[str, str]) -> dict[str, str]:
 
 @contextmanager
 def celery_workers(env: dict[str, str], count: int, logs: Path) -> Iterator[list[Service]]:
-    """``count`` worker processes, each with one pool process, consuming the queue ``dagster``."""
+    """``count`` worker processes consuming the queue ``dagster``, each running one step at a time in its own
+    process (``--pool=solo``: prefork's pool processes are daemonic, and a daemonic process may not start the
+    DataLoader workers that the cover-art encoder uses)."""
     workers: list[Service] = []
     try:
         for index in range(1, count + 1):
             args = [str(venv_bin() / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
                     "-y", str(WORKER_CONFIG), "-n", f"rec{index}", "-l", "INFO", "--",
-                    "--concurrency=1", "--without-gossip", "--without-mingle"]
+                    "--pool=solo", "--without-gossip", "--without-mingle"]
             workers.append(start(f"celery worker rec{index}", args, worker_env(env), logs / f"worker{index}.log"))
         for worker in workers:
             _wait(lambda w=worker: " ready." in w.log_tail(100_000), f"{worker.name} ready", 180, workers, 1.0)
@@ -323,20 +289,26 @@ def environment(work: Path, broker_port: int, base: dict[str, str] | None = None
     return env
 
 
-def step_workers(dagster_home: Path, run_ids: list[str]) -> dict[str, dict[str, str]]:
-    """Run -> step -> the Celery worker that executed it, from the engine events the workers wrote."""
+def step_workers(dagster_home: Path, run_ids: list[str]) -> dict[str, dict[str, str | None]]:
+    """Run -> every step that started -> the Celery worker that executed it (None: not a Celery task), from the
+    engine event each worker writes before it executes a step."""
     from dagster import DagsterEventType, DagsterInstance
 
+    found: dict[str, dict[str, str | None]] = {}
     with DagsterInstance.from_config(str(dagster_home)) as instance:
-        found: dict[str, dict[str, str]] = {}
         for run_id in run_ids:
-            steps = found.setdefault(run_id, {})
-            for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
-                metadata = entry.dagster_event.engine_event_data.metadata or {}
-                worker = metadata.get("Celery worker")
-                if worker is not None and entry.step_key:
-                    steps[entry.step_key] = getattr(worker, "value", None) or getattr(worker, "text", str(worker))
-        return found
+            steps: dict[str, str | None] = {}
+            for entry in instance.all_logs(run_id, of_type={DagsterEventType.ENGINE_EVENT, DagsterEventType.STEP_START}):
+                if not entry.step_key:
+                    continue
+                if entry.dagster_event_type == DagsterEventType.STEP_START:
+                    steps.setdefault(entry.step_key, None)
+                    continue
+                worker = (entry.dagster_event.engine_event_data.metadata or {}).get("Celery worker")
+                if worker is not None:
+                    steps[entry.step_key] = str(getattr(worker, "value", worker))
+            found[run_id] = steps
+    return found
 
 
 def run_celery_backfill(work: Path, weeks: list[str], ingest_range: tuple[str, str], workers: int = 2,

@@ -14,7 +14,7 @@ Broker and result backend come from ``REC_CELERY_BROKER`` and ``REC_CELERY_BACKE
 
 import os
 
-from dagster import Definitions, definitions
+from dagster import AssetSelection, Definitions, define_asset_job, definitions
 from dagster_celery import celery_executor
 
 # The module, not its `defs`: Dagster's loader allows one @definitions function in this module's scope.
@@ -34,7 +34,16 @@ def celery_settings() -> dict[str, str]:
 
 CELERY_EXECUTOR = celery_executor.configured(celery_settings(), name="celery")
 
+# A shorter week for checks (the Celery test): the split and features groups and one tower (attention with
+# IDs, the paper's full model) with their checks; `materialize_scoring_week` is the whole week.
+CORE_WEEK_JOB = "scoring_week_core"
+CORE_WEEK_SELECTION = AssetSelection.groups("split", "features") | AssetSelection.assets("tower_checkpoint_attention_id")
+core_week_job = define_asset_job(
+    CORE_WEEK_JOB, selection=CORE_WEEK_SELECTION,
+    description="Split, features and the attention_id tower of one scoring week (a shorter week for checks).",
+)
+
 
 @definitions
 def defs() -> Definitions:
-    return Definitions.merge(project.defs(), Definitions(executor=CELERY_EXECUTOR))
+    return Definitions.merge(project.defs(), Definitions(jobs=[core_week_job], executor=CELERY_EXECUTOR))

@@ -225,7 +225,9 @@ def embedding_outputs(kind: str, week: str, titles, result, seconds: float, arti
         path,
         arrays={"title_ids": result.title_ids, "embeddings": result.embeddings, "missing": result.missing},
         frames=frames,
-        meta={"scoring_week": week, **meta},
+        # Timings go to the asset's metadata only: the artifact's content hash (which checkpoints record) must
+        # not change between two runs of the same week.
+        meta={"scoring_week": week, **{k: v for k, v in meta.items() if not k.endswith(("seconds", "per_second"))}},
     )
     details = {"width": int(result.embeddings.shape[1]), "encoder": meta.get("encoder")}
     yield Output(

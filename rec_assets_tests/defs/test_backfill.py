@@ -30,11 +30,12 @@ from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 from gql import Client, GraphQLRequest
 from gql.transport.requests import RequestsHTTPTransport
 
-from rec_assets.definitions import build_definitions
+from rec_assets.asset_io import DUCKDB_POOL
+from rec_assets.cli.local_services import BACKFILL_STATUS
 from rec_assets.cli.stages import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from rec_assets.definitions import build_definitions
 from rec_assets.defs.jobs import INGEST_JOB, ingest_history_job
 from rec_assets.defs.partitions import SCORING_WEEKS
-from rec_assets.asset_io import DUCKDB_POOL
 from rec_assets.defs.resources import WarehouseResource
 from rec_assets.defs.split import SPLIT_GROUP
 from rec_assets_tests.ui.server import ARTIFACTS, dagster_ui, prepare_dagster_home
@@ -57,17 +58,6 @@ mutation Launch($params: LaunchBackfillParams!) {
   }
 }
 """
-
-BACKFILL_STATUS = """
-query Backfill($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { status runs { runId status tags { key value } } error { message } }
-    ... on PythonError { message }
-  }
-}
-"""
-
 
 def _split_keys(defs: Definitions) -> list[AssetKey]:
     return sorted(AssetSelection.groups(SPLIT_GROUP).resolve(defs.resolve_asset_graph()))

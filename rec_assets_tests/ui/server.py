@@ -6,10 +6,8 @@ test gives them; every wait is bounded, and the whole group is stopped on the wa
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,24 +20,12 @@ import requests
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-HOST = "127.0.0.1"
+from rec_assets.cli.local_services import HOST, default_signals, free_port, stop_group
 
 LOCATION_QUERY = """
 { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
     locationOrLoadError { __typename ... on PythonError { message } } } } } }
 """
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _default_signals() -> None:
-    # A test runner started in the background may ignore SIGINT; the servers must not, or they cannot be stopped.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @dataclass
@@ -88,24 +74,6 @@ def _wait_until_loaded(ui: DagsterUI, deadline: float) -> None:
     raise TimeoutError(f"the UI did not load the code location in time ({last}):\n{ui.log_tail()}")
 
 
-def stop_group(process: subprocess.Popen, grace_s: float = 30.0) -> None:
-    """SIGINT to the server's process group (dg dev stops its children), SIGKILL what is left after the grace."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # children of a stopped dg dev, if any survived it
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=10)
-
-
 @contextmanager
 def dagster_ui(env: dict[str, str], log_path: Path, startup_timeout_s: float = 180.0) -> Iterator[DagsterUI]:
     """`make ui` on a free loopback port with ``env`` (which names DAGSTER_HOME and REC_HOME); yields once the
@@ -116,11 +84,11 @@ def dagster_ui(env: dict[str, str], log_path: Path, startup_timeout_s: float = 1
         process = subprocess.Popen(
             [sys.executable, "-m", "rec_assets.cli", "ui", "--host", HOST, "--port", str(port)],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_default_signals,
+            start_new_session=True, preexec_fn=default_signals,
         )
     ui = DagsterUI(f"http://{HOST}:{port}", f"http://{HOST}:{port}/graphql", log_path, process)
     try:
         _wait_until_loaded(ui, time.monotonic() + startup_timeout_s)
         yield ui
     finally:
-        stop_group(process)
+        stop_group(process, signal.SIGINT)
