@@ -93,6 +93,7 @@ def execute_stages(week: str | None = None, weeks: list[str] | None = None) -> i
         backfill_weeks,
         ingest_stage,
         latest_evaluable,
+        release_dead_runs,
         scoring_week_stage,
         summaries_stage,
     )
@@ -100,6 +101,8 @@ def execute_stages(week: str | None = None, weeks: list[str] | None = None) -> i
 
     defs = build_definitions()
     instance = DagsterInstance.get()
+    for run_id in release_dead_runs(instance):
+        print(f"==> run {run_id} was killed mid-way: marked failed, its pool slots released", flush=True)
     timings: list[tuple[str, float]] = []
 
     engine_log = engine_log_path()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterInstance, DagsterRunStatus, Definitions, RunsFilter
 
 from rec_assets.defs.jobs import INGEST_JOB, SCORING_WEEK_JOB, SUMMARIES_JOB
 from rec_assets.defs.partitions import SCORING_WEEKS
@@ -14,6 +16,9 @@ from rec_assets.split.windows import WeekEvaluability
 # Dagster's documented run tags for a run over a range of partitions (a single-run backfill).
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+# Each run the CLI executes names its process, so a later command can tell a run whose process died (SIGKILL,
+# power loss) from one still running, and release what it held.
+PROCESS_TAG = "rec_assets/process"
 # The engine's event stream stays in the instance (and the log file the CLI writes), not on the console.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -49,7 +54,7 @@ def ingest_stage(defs: Definitions) -> Stage:
         lambda instance: ingest.execute_in_process(
             run_config=QUIET,
             instance=instance,
-            tags={PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[-1]},
+            tags={PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[-1], **process_tag()},
             raise_on_error=False,
         ),
     )
@@ -60,7 +65,7 @@ def scoring_week_stage(defs: Definitions, scoring_week: str) -> Stage:
     return Stage(
         f"materialise scoring week {scoring_week}",
         lambda instance: weekly.execute_in_process(run_config=QUIET, instance=instance, partition_key=scoring_week,
-                                                   raise_on_error=False),
+                                                   tags=process_tag(), raise_on_error=False),
         week=scoring_week,
     )
 
@@ -69,7 +74,8 @@ def summaries_stage(defs: Definitions) -> Stage:
     summaries = defs.resolve_job_def(SUMMARIES_JOB)
     return Stage(
         "summarise every evaluated week",
-        lambda instance: summaries.execute_in_process(run_config=QUIET, instance=instance, raise_on_error=False),
+        lambda instance: summaries.execute_in_process(run_config=QUIET, instance=instance, tags=process_tag(),
+                                                      raise_on_error=False),
     )
 
 
@@ -89,3 +95,35 @@ def latest_evaluable(evaluate: Callable[[str], WeekEvaluability], weeks: list[st
         if evaluability.ok:
             return evaluability
     return last
+
+
+def process_tag() -> dict[str, str]:
+    return {PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def _alive(process: str) -> bool:
+    host, _, pid = process.rpartition(":")
+    if host != socket.gethostname():
+        return True  # another machine's process: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Runs this CLI started whose process is gone while they were running (killed): marked failed, and the pool
+    slots they held freed, so the next run does not wait on them forever. Returns their run ids."""
+    released = []
+    running = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]))
+    for run in running:
+        process = run.tags.get(PROCESS_TAG)
+        if process is None or _alive(process):
+            continue
+        instance.report_run_failed(run, f"its process {process} ended while the run was running (killed)")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
