@@ -245,9 +245,10 @@ class TrainingResource(ConfigurableResource):
     loss: str = setting("REC_LOSS", TRAIN.loss, "sampled_softmax (in-batch + uniform negatives, logQ-corrected) "
                         "or bce (the paper's, negative_rate uniform negatives).")
     next_watch_per_user: int = Field(default=TRAIN.next_watch_per_user, description="Examples drawn from X per user "
-                                     "and epoch besides the Y labels (0: Y only, the paper's setup; -1: every watch).")
+                                     "and epoch besides the Y labels (0: Y only, the paper's setup; -1: every watch "
+                                     "within max_history_examples).")
     max_history_examples: int = Field(default=TRAIN.max_history_examples, description="At most this many examples "
-                                      "from X per epoch (uniform subsample beyond; 0: no cap).")
+                                      "from X per epoch: the largest equal per-user cap that fits (0: no budget).")
     history_view: str = Field(default=TRAIN.history_view, description="What the user tower reads for an example "
                               "from X: leave_one_out (every other watch) or next_watch (the watches before it).")
     id_dropout: float = Field(default=TRAIN.id_dropout, description="Share of each batch's titles trained as cold "

@@ -106,6 +106,20 @@ def draw_per_user(rng: np.random.Generator, candidates: Examples, per_user: int)
     return candidates.take(np.sort(order[np.arange(len(order)) - first < per_user]))
 
 
+def per_user_cap_within(owners: np.ndarray, budget: int) -> int:
+    """The largest per-user cap c with sum over users of min(watches, c) <= ``budget`` (-1: every candidate fits),
+    so a bounded epoch keeps every watch of the light users and equal shares of the heavy ones; at least 1."""
+    counts = np.sort(np.bincount(owners)[np.bincount(owners) > 0]) if len(owners) else np.zeros(0, np.int64)
+    if budget <= 0 or counts.sum() <= budget:
+        return -1
+    # taken(c) = sum(min(counts, c)) grows with c; search the smallest count-level where it passes the budget
+    below = np.concatenate([[0], np.cumsum(counts)])  # below[i]: sum of the i smallest counts
+    levels = np.arange(1, counts[-1] + 1)
+    n_under = np.searchsorted(counts, levels, side="left")  # users with fewer than c candidates
+    taken = below[n_under] + levels * (len(counts) - n_under)
+    return max(int(levels[np.searchsorted(taken, budget, side="right") - 1]) if taken[0] <= budget else 1, 1)
+
+
 def log_expected_draws(frequency: np.ndarray, batch_size: int, mixed: int, pool_size: int) -> np.ndarray:
     """log q per title: the expected number of times a batch draws it as a candidate, `batch_size` positives
     drawn with the training frequency plus `mixed` uniform draws from the pool (Yi et al. 2019, Yang et al. 2020)."""

@@ -181,6 +181,16 @@ def test_cold_start_writer_replaces_only_its_own_dataset(tmp_path):
     assert sorted((r["dataset"], r["value"]) for r in written) == [("movielens-100k", 0.2), ("simulator", 0.3)]
 
 
+def test_cold_start_writer_keeps_the_protocols_a_run_did_not_measure(tmp_path):
+    path = tmp_path / "cold_start.json"
+    record = dict(zip(RECORD_KEYS, ["movielens-100k", "weekly_warm", "random", "unknown", "movie", "p@6", 0.1,
+                                    0.05, 0.15, 10]))
+    write_cold_start(path, "movielens-100k", [record, {**record, "protocol": "lightfm_holdout", "value": 0.2}])
+    write_cold_start(path, "movielens-100k", [{**record, "value": 0.3}])
+    written = json.loads(path.read_text())
+    assert sorted((r["protocol"], r["value"]) for r in written) == [("lightfm_holdout", 0.2), ("weekly_warm", 0.3)]
+
+
 def test_systems_other_assets_stored_flow_through_as_pooled_rows_without_interval():
     import pandas as pd
 

@@ -11,8 +11,11 @@ from rec_assets.model.checkpoint import scores
 from rec_assets.model.data import Interactions, UserData, item_tensors, lookup, make_synthetic, user_tensors
 from rec_assets.model.examples import (
     ColdColumns, Examples, assemble_batch, draw_per_user, drop_item_inputs, history_index, log_expected_draws,
+    per_user_cap_within,
 )
-from rec_assets.model.train import TrainConfig, prepare_training, resolve_device, train, train_variant
+from rec_assets.model.train import (
+    TrainConfig, epoch_draw_per_user, prepare_training, resolve_device, train, train_variant,
+)
 from rec_assets.model.variants import build_model
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # conftest.py
@@ -219,11 +222,44 @@ def test_next_watch_examples_are_drawn_per_user_and_epoch_deterministically(prob
         assert torch.equal(a, b)
 
 
-def test_an_epoch_draws_at_most_max_history_examples_from_x(problem):
-    config = TrainConfig(epochs=1, batch_size=128, next_watch_per_user=-1, max_history_examples=500)
+def test_an_epoch_draws_at_most_max_history_examples_from_x_in_equal_shares_per_user(problem):
+    config = TrainConfig(epochs=1, batch_size=128, next_watch_per_user=-1, max_history_examples=600)
     result = train_variant("attention_no_id", problem.train_items, problem.train_users, problem.train_positives,
                            config, **SMALL)
-    assert result.examples_seen == int(0.9 * 300) * 5 + 500
+    labels = int(0.9 * 300) * 5
+    # 265+ training users with 19 candidates each: 600 allows 2 per user (3 would be 795+)
+    assert result.history[-1]["history_examples_per_user"] == 2
+    assert labels + 2 * (int(0.9 * 300) - 5) <= result.examples_seen <= labels + 600
+
+
+def test_the_per_user_cap_is_the_largest_that_fits_the_budget():
+    owners = np.repeat([0, 1, 2], [5, 1, 3])  # 5, 1 and 3 candidates
+    assert per_user_cap_within(owners, 9) == -1  # everything fits
+    assert per_user_cap_within(owners, 0) == -1  # no budget: no cap
+    assert per_user_cap_within(owners, 8) == 4  # 4 + 1 + 3
+    assert per_user_cap_within(owners, 6) == 2  # 2 + 1 + 2 (3 would take 7)
+    assert per_user_cap_within(owners, 2) == 1  # never below one: the epoch then subsamples uniformly
+
+
+def test_the_epoch_draw_is_the_smaller_of_the_setting_and_the_budget_cap():
+    candidates = Examples(np.repeat([0, 1, 2], [5, 1, 3]), np.arange(9), np.full(9, -1), np.arange(9))
+    assert epoch_draw_per_user(TrainConfig(next_watch_per_user=-1, max_history_examples=6), candidates) == 2
+    assert epoch_draw_per_user(TrainConfig(next_watch_per_user=1, max_history_examples=6), candidates) == 1
+    assert epoch_draw_per_user(TrainConfig(next_watch_per_user=-1, max_history_examples=0), candidates) == -1
+    assert epoch_draw_per_user(TrainConfig(next_watch_per_user=3, max_history_examples=100), candidates) == 3
+
+
+def test_overrides_parse_each_field_as_its_type_and_name_what_is_wrong():
+    config = TrainConfig().with_overrides(["next_watch_per_user=-1", "logq_correction=false", "id_dropout=0.5",
+                                           "max_grad_norm=none", "loss=bce"])
+    assert (config.next_watch_per_user, config.logq_correction, config.id_dropout, config.max_grad_norm,
+            config.loss) == (-1, False, 0.5, None, "bce")
+    with pytest.raises(ValueError, match="epochs='many': not a int"):
+        TrainConfig().with_overrides(["epochs=many"])
+    with pytest.raises(ValueError, match="expected FIELD=VALUE"):
+        TrainConfig().with_overrides(["epoch=3"])
+    with pytest.raises(ValueError, match="id_dropout must be in"):
+        TrainConfig().with_overrides(["id_dropout=1.5"])
 
 
 def test_draw_per_user_keeps_at_most_k_of_each_user_without_repeats():

@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--holdout-two-tower", default=None,
                         help="variants retrained for the holdout protocols, weekly and LightFM's (default: --variants;"
                              " none: no retraining)")
+    parser.add_argument("--train", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a field of the two-tower training config (model.train.TrainConfig) for every "
+                             "retraining of this run, e.g. id_dropout=0.5 (repeatable)")
     parser.add_argument("--protocols", default=",".join(PROTOCOLS), help=f"any of {','.join(PROTOCOLS)}")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 of the LightFM paper's protocol")
     parser.add_argument("--lightfm-week", default="", help="the LightFM protocol's week (default: the last week)")
@@ -147,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(protocols) - set(PROTOCOLS)
     if unknown:
         parser.error(f"unknown protocols {sorted(unknown)}; known: {', '.join(PROTOCOLS)}")
+    try:
+        training = PLATFORM_TRAINING.with_overrides(args.train)
+    except ValueError as error:
+        parser.error(str(error))
     variants = _names(args.variants, VARIANTS)
     unknown = set(variants) - set(VARIANTS)
     if unknown:
@@ -167,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as error:
             parser.error(str(error))
         ablation = EncoderAblation(ablated, cover_art_cache=artifacts / "cache" / "cover_art",
-                                   training=PLATFORM_TRAINING, threads=args.threads,
+                                   training=training, threads=args.threads,
                                    seeds=list(range(args.ablation_seeds)) if args.ablation_seeds else seeds,
                                    share=args.holdout_share, k=args.k)
 
@@ -180,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             tune_week = args.tune_week or weeks[0]
             tuning: dict[str, dict] = {}
-            configs: dict[str, Any] = {f"two_tower:{v}": TwoTowerConfig(v, PLATFORM_TRAINING, args.threads)
+            configs: dict[str, Any] = {f"two_tower:{v}": TwoTowerConfig(v, training, args.threads)
                                        for v in [*holdout_variants, *(p.split(":", 1)[1] for p in ablation_peers)]}
             if args.grid != "none":
                 tune_train, _, _ = week_inputs(conn, artifacts, tune_week, lengths)
@@ -277,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "lightfm_week": lightfm_week if "lightfm_holdout" in protocols else None, "seeds": seeds,
                 "resamples": args.resamples, "oracles": oracle is not None,
                 "encoder_ablation": ablation.encoders if ablation is not None else None,
-                "window_lengths": asdict(lengths), "threads": args.threads,
+                "window_lengths": asdict(lengths), "threads": args.threads, "training_overrides": args.train,
                 "configs": {p: config_dict(c) for p, c in configs.items()},
                 "seconds": round(time.perf_counter() - started, 1)}
     out = Path(args.out)
@@ -291,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
          "pooled": records, "comparisons": compared, "paper_findings": findings, "attention_means": last_attention,
          "encoder_ablation": {k_: v for k_, v in ablation_part.items() if k_ != "markdown"} or None},
         indent=1, default=json_default) + "\n")
+    # every per-user value behind the intervals, so two runs (e.g. two training options) can be paired later
+    long.to_parquet(out / "per_user.parquet", index=False)
     (out / "compare.md").write_text(results_markdown(results, tuning, settings, args.k) + "\n"
                                     + pooled_markdown(records, compared, encoder_label)
                                     + "\n" + findings_markdown(findings, dataset)

@@ -2,7 +2,7 @@
 
 A record is one (protocol, system, category, metric) with its 95% bootstrap interval over users
 (``evaluation.intervals``); records are named as :data:`RECORD_PROTOCOLS` and :func:`record_system` name them, and
-:func:`write_cold_start` replaces only the records of its own dataset. Pure code.
+:func:`write_cold_start` replaces only the records of its own dataset and protocols. Pure code.
 """
 
 from __future__ import annotations
@@ -113,10 +113,11 @@ def cold_start_records(long: pd.DataFrame, results: pd.DataFrame | None, lightfm
 def comparisons(long: pd.DataFrame, variants: Sequence[str], k: int, opponents: Sequence[str] = OPPONENTS,
                 n_resamples: int = 2000, seed: int = 0) -> list[dict]:
     """Paired bootstrap of each two-tower variant against each opponent on warm and cold P/R@k, weekly-holdout P@k
-    and the LightFM protocol's AUC and P@6, per category, on the (week or seed, user) pairs both evaluated; verdict
+    and the LightFM protocol's AUC, P@6 and R@6, per category, on the (week or seed, user) pairs both evaluated; verdict
     "n/a" where the opponent cannot rank that protocol's candidates."""
     specs = [("weekly_warm", f"p@{k}"), ("weekly_warm", f"r@{k}"), ("weekly_cold", f"p@{k}"), ("weekly_cold", f"r@{k}"),
-             ("weekly_holdout", f"p@{k}"), ("lightfm_holdout", "auc"), ("lightfm_holdout", "p@6")]
+             ("weekly_holdout", f"p@{k}"), ("lightfm_holdout", "auc"), ("lightfm_holdout", "p@6"),
+             ("lightfm_holdout", "r@6")]
     keys = ["scoring_week", "seed", "user_id"]
     groups = {key: g for key, g in long.groupby(["protocol", "metric", "category", "system"])}
     out = []
@@ -142,10 +143,13 @@ def comparisons(long: pd.DataFrame, variants: Sequence[str], k: int, opponents: 
 
 
 def write_cold_start(path: Path, dataset: str, records: Sequence[dict]) -> list[dict]:
-    """Merge ``records`` into the list at ``path``: every earlier record of ``dataset`` is replaced, the other
-    datasets' records are kept (the simulator and the MovieLens runs write one file in two invocations)."""
+    """Merge ``records`` into the list at ``path``: the earlier records of ``dataset`` under the protocols that
+    ``records`` measured are replaced, every other record is kept (the simulator and the MovieLens runs, and a
+    run of one protocol after another, write one file in several invocations)."""
     path = Path(path)
-    kept = [r for r in (json.loads(path.read_text()) if path.is_file() else []) if r.get("dataset") != dataset]
+    measured = {r["protocol"] for r in records}
+    kept = [r for r in (json.loads(path.read_text()) if path.is_file() else [])
+            if r.get("dataset") != dataset or r.get("protocol") not in measured]
     merged = kept + [dict(r) for r in records]
     merged.sort(key=lambda r: tuple(str(r.get(key)) for key in ("dataset", "protocol", "category", "metric",
                                                                 "system")))
