@@ -39,6 +39,7 @@ from rec_assets.defs.resources import (
     WindowsResource,
     setting,
 )
+from rec_assets.evaluation.metrics import DEFAULT_TOP_K
 from rec_assets.evaluation.oracle import OracleFactors, evaluate_oracles, load_oracle_factors
 from rec_assets.evaluation.report import (
     attention_figure,
@@ -60,7 +61,7 @@ FIGURE_VARIANT = "attention_id"
 class EvaluationResource(ConfigurableResource):
     """How weeks are scored, and which variants write the service's lists (read when the asset runs)."""
 
-    top_k: int = setting("REC_TOP_K", 6, "list length K (the paper: 6).")
+    top_k: int = setting("REC_TOP_K", DEFAULT_TOP_K, "list length K (the paper: 6).")
     chunk_users: int = Field(default=4096, description="Users scored per matrix product (bounds memory).")
     seed: int = Field(default=0, description="Seed of the random baseline.")
     # The paper finds the ID embedding helps warm titles and hurts cold ones: hence two variants.
