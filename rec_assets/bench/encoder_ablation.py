@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rec_assets.evaluation.metrics import DEFAULT_TOP_K
 from rec_assets.model.inputs import WeekData
 from rec_assets.features.cover_art import CoverArtConfig, embed_cover_art
 from rec_assets.features.cover_art_backbone import EFFICIENTNET_LITE0, RANDOM_SUFFIX
@@ -218,7 +219,8 @@ def _interval(record: Mapping | None, percent: bool = True) -> str:
     return interval_cell(record["value"], record.get("ci_low"), record.get("ci_high"), percent)
 
 
-def ablation_markdown(table: Sequence[dict], compared: Sequence[dict], info: Sequence[dict], k: int = 6) -> str:
+def ablation_markdown(table: Sequence[dict], compared: Sequence[dict], info: Sequence[dict],
+                     k: int = DEFAULT_TOP_K) -> str:
     """The "Encoders, one modality at a time" section: per variant, encoder and category the weekly cold P/R@k of
     the last week and the LightFM protocol's AUC, P@6, R@20 [95% intervals], then the paired comparisons."""
     if not table:

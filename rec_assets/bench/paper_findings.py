@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from rec_assets.evaluation.intervals import paired_difference
+from rec_assets.evaluation.metrics import DEFAULT_TOP_K
 from rec_assets.model.variants import VARIANTS
 
 __all__ = ["HOLDS", "NOT_HOLD", "NOT_MEASURED", "NOT_SEPARABLE", "TWO_TOWER", "findings_markdown", "paper_findings"]
@@ -104,7 +105,7 @@ def _attention_rows(attention_means: Mapping[str, Mapping[str, Mapping[str, floa
     return rows
 
 
-def paper_findings(long: pd.DataFrame, k: int = 6, attention_means=None, n_resamples: int = 2000,
+def paper_findings(long: pd.DataFrame, k: int = DEFAULT_TOP_K, attention_means=None, n_resamples: int = 2000,
                    seed: int = 0) -> list[dict]:
     """The paper's findings as rows (finding, statement, protocol, category, metric, comparisons, verdict, evidence,
     note), from ``long`` (protocol, system, category, scoring_week, seed, user_id, metric, value: one row per

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import torch
 
+from rec_assets.evaluation.metrics import DEFAULT_TOP_K
 from rec_assets.evaluation.scoring import CSR, top_k
 
 
@@ -34,7 +35,7 @@ def bench_top_k(
     n_users: int = 100_000,
     n_items: int = 20_000,
     dim: int = 512,
-    k: int = 6,
+    k: int = DEFAULT_TOP_K,
     chunk_users: int = 4096,
     watched_per_user: int = 50,
     seed: int = 0,
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--k", type=int, default=6)
+    parser.add_argument("--k", type=int, default=DEFAULT_TOP_K)
     parser.add_argument("--chunk-users", type=int, default=4096)
     parser.add_argument("--watched", type=int, default=50, help="exclusions per user")
     parser.add_argument("--repeats", type=int, default=1)

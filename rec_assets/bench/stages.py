@@ -383,19 +383,20 @@ def stage_score(args) -> dict:
     from dagster import AssetKey
 
     from rec_assets.asset_io import tower_asset_name
+    from rec_assets.evaluation.metrics import DEFAULT_TOP_K as k
 
     ref = _load_output(None, AssetKey(tower_asset_name(PRODUCTION_VARIANT)), week)
     candidates = np.ones(data.items.n_titles, dtype=bool)
     started = time.perf_counter()
     rows = 0
-    for frame in recommend(data, ref.path, 6, "all", candidates, 4096):
+    for frame in recommend(data, ref.path, k, "all", candidates, 4096):
         rows += len(frame)
     recommend_s = time.perf_counter() - started
     started = time.perf_counter()
-    evaluation = evaluate_week(data, {PRODUCTION_VARIANT: ref.path}, k=6, chunk_users=4096)
+    evaluation = evaluate_week(data, {PRODUCTION_VARIANT: ref.path}, k=k, chunk_users=4096)
     evaluate_s = time.perf_counter() - started
     n_users, n_titles = data.users.n_users, data.items.n_titles
-    return {"scoring_week": week, "users": n_users, "titles": n_titles, "k": 6, "load_seconds": round(load_s, 2),
+    return {"scoring_week": week, "users": n_users, "titles": n_titles, "k": k, "load_seconds": round(load_s, 2),
             "recommend_seconds": round(recommend_s, 2), "recommendation_rows": rows,
             "pairs_per_second": round(n_users * n_titles / recommend_s, 1),
             "metrics_seconds": round(evaluate_s, 2),
@@ -406,6 +407,7 @@ def stage_score_bound(args) -> dict:
     import torch
 
     from rec_assets.bench.scoring_bench import _bare_top_k
+    from rec_assets.evaluation.metrics import DEFAULT_TOP_K as k
 
     torch.set_num_threads(2)
     n_users, n_titles, dim = args.users, args.titles, 512
@@ -416,9 +418,9 @@ def stage_score_bound(args) -> dict:
     with torch.no_grad():
         for _ in range(2):
             started = time.perf_counter()
-            _bare_top_k(users, items, 6, 4096)
+            _bare_top_k(users, items, k, 4096)
             best = min(best, time.perf_counter() - started)
-    return {"users": n_users, "titles": n_titles, "dim": dim, "k": 6, "chunk_users": 4096, "seconds": round(best, 3),
+    return {"users": n_users, "titles": n_titles, "dim": dim, "k": k, "chunk_users": 4096, "seconds": round(best, 3),
             "pairs_per_second": round(n_users * n_titles / best, 1)}
 
 

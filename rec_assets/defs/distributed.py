@@ -16,7 +16,6 @@ from pathlib import Path
 from dagster import (
     AssetDep,
     AssetExecutionContext,
-    AssetIn,
     ConfigurableResource,
     DataVersion,
     MetadataValue,
@@ -26,16 +25,16 @@ from dagster import (
 )
 from pydantic import Field
 
-from rec_assets.asset_io import DISTRIBUTED_GROUP, FEATURE_ASSETS, CheckpointRef, load_week_phase, tower_asset_name
+from rec_assets.asset_io import DISTRIBUTED_GROUP, CheckpointRef, tower_asset_name
 from rec_assets.defs.partitions import EVENTS_OF_SCORING_WEEK, SCORING_WEEKS
 from rec_assets.defs.resources import ArtifactsResource, TrainingResource, WarehouseResource, WindowsResource, setting
+from rec_assets.defs.week_inputs import FEATURE_INPUTS, feature_hashes, load_feature_week
 from rec_assets.model.data import Interactions, ItemFeatures, UserData
 from rec_assets.model.distributed import problem_arrays
 from rec_assets.model.train import TrainConfig
 from rec_assets.storage.artifacts import ArtifactRef, write_artifact
 
 TRAINING_POOL = "torchrun_training"
-FEATURE_INPUTS = {kind: AssetIn(name) for kind, name in FEATURE_ASSETS.items()}
 WORKER_MODULE = "rec_assets.model.distributed"
 LAUNCHERS = ("subprocess", "k8s")
 
@@ -120,17 +119,15 @@ def build_distributed_tower_asset(variant: str = "attention_id"):
         pipes_client: PipesSubprocessClient,
     ):
         week = context.partition_key
-        features = (categorical, synopsis, cover_art)
-        data = load_week_phase(warehouse_db, windows, context.partition_time_window, features, "train")
+        data = load_feature_week(context, warehouse_db, windows, categorical, synopsis, cover_art, "train")
         config = training.train_config()
         path = artifacts.path("checkpoints", f"{variant}_ddp", f"{week}.pt")
         reported, problem_hash = run_torchrun(
             context, pipes_client, distributed_training, variant, data.items, data.users, data.labels, config,
             problem_dir=artifacts.path("training_problems", week), checkpoint_path=path,
             model={"embedding_dim": training.embedding_dim, "history_len": training.history_len},
-            extra={"variant": variant, "scoring_week": week, "feature_hashes": {
-                "categorical": categorical.content_hash, "synopsis": synopsis.content_hash,
-                "cover_art": cover_art.content_hash}},
+            extra={"variant": variant, "scoring_week": week,
+                   "feature_hashes": feature_hashes(categorical, synopsis, cover_art)},
         )
         metadata = dict(reported.metadata or {})
         sha256 = metadata["sha256"].value if hasattr(metadata["sha256"], "value") else metadata["sha256"]

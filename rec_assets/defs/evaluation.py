@@ -10,7 +10,6 @@ metadata; on the simulator also the oracle ceilings of the cold-start titles (``
 import time
 
 import pandas as pd
-import torch
 from dagster import (
     AssetExecutionContext,
     AssetIn,
@@ -22,14 +21,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from rec_assets.asset_io import (
-    DUCKDB_POOL,
-    FEATURE_ASSETS,
-    CheckpointRef,
-    load_week_phase,
-    tower_asset_name,
-    verified_checkpoint,
-)
+from rec_assets.asset_io import DUCKDB_POOL, CheckpointRef, tower_asset_name, verified_checkpoint
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.resources import (
     ArtifactsResource,
@@ -39,6 +31,8 @@ from rec_assets.defs.resources import (
     WindowsResource,
     setting,
 )
+from rec_assets.defs.week_inputs import FEATURE_INPUTS, load_feature_week
+from rec_assets.evaluation.metrics import DEFAULT_TOP_K
 from rec_assets.evaluation.oracle import OracleFactors, evaluate_oracles, load_oracle_factors
 from rec_assets.evaluation.report import (
     attention_figure,
@@ -60,7 +54,7 @@ FIGURE_VARIANT = "attention_id"
 class EvaluationResource(ConfigurableResource):
     """How weeks are scored, and which variants write the service's lists (read when the asset runs)."""
 
-    top_k: int = setting("REC_TOP_K", 6, "list length K (the paper: 6).")
+    top_k: int = setting("REC_TOP_K", DEFAULT_TOP_K, "list length K (the paper: 6).")
     chunk_users: int = Field(default=4096, description="Users scored per matrix product (bounds memory).")
     seed: int = Field(default=0, description="Seed of the random baseline.")
     # The paper finds the ID embedding helps warm titles and hurts cold ones: hence two variants.
@@ -83,7 +77,6 @@ def oracle_factors_for(source: SourceResource) -> OracleFactors | None:
     return load_oracle_factors(source.open().data_dir) if source.kind == "simulator" else None
 
 
-FEATURE_INPUTS = {kind: AssetIn(name) for kind, name in FEATURE_ASSETS.items()}
 CHECKPOINT_INPUTS = {f"checkpoint_{v}": AssetIn(tower_asset_name(v)) for v in VARIANTS}
 # Both assets score the week's X' with every variant's checkpoint of the same week.
 SCORES_A_WEEK = dict(group_name=EVALUATION_GROUP, kinds={"pytorch", "duckdb"}, pool=DUCKDB_POOL,
@@ -112,9 +105,8 @@ def evaluation_metrics(
     **checkpoints: CheckpointRef,
 ):
     week = context.partition_key
-    torch.set_num_threads(training.threads)
-    features = (categorical, synopsis, cover_art)
-    data = load_week_phase(warehouse_db, windows, context.partition_time_window, features, "score")
+    data = load_feature_week(context, warehouse_db, windows, categorical, synopsis, cover_art, "score",
+                             threads=training.threads)
     refs = {ref.variant: ref for ref in checkpoints.values()}
     started = time.perf_counter()
     result = evaluate_week(data, {v: verified_checkpoint(r) for v, r in refs.items()}, k=evaluation.top_k,
@@ -183,9 +175,8 @@ def weekly_recommendations(
     lists = evaluation.list_variants()
     refs = {ref.variant: ref for ref in checkpoints.values()}
     production, new_titles = refs[lists["all"]], refs[lists["new_this_week"]]
-    torch.set_num_threads(training.threads)
-    features = (categorical, synopsis, cover_art)
-    data = load_week_phase(warehouse_db, windows, context.partition_time_window, features, "score")
+    data = load_feature_week(context, warehouse_db, windows, categorical, synopsis, cover_art, "score",
+                             threads=training.threads)
     catalogue = data.catalogue
     all_titles = catalogue["title_id"].notna().to_numpy()
     cold = catalogue["is_cold_start"].to_numpy(bool)

@@ -18,9 +18,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     ConfigurableResource,
-    DataVersion,
     MetadataValue,
-    Output,
     asset,
 )
 from pydantic import Field
@@ -28,6 +26,7 @@ from pydantic import Field
 from rec_assets.asset_io import ANALYSES, load_week_catalogue
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.resources import ArtifactsResource, WarehouseResource, from_environment, setting
+from rec_assets.defs.week_inputs import artifact_output
 from rec_assets.features.categorical import TAG, CategoricalConfig, describe, encode, fit_vocabulary
 from rec_assets.features.cover_art import CoverArtConfig, embed_cover_art
 from rec_assets.features.cover_art_backbone import EMBEDDING_DIMS, resolve_encoder
@@ -230,18 +229,12 @@ def embedding_outputs(kind: str, week: str, titles, result, seconds: float, arti
         meta={"scoring_week": week, **{k: v for k, v in meta.items() if not k.endswith(("seconds", "per_second"))}},
     )
     details = {"width": int(result.embeddings.shape[1]), "encoder": meta.get("encoder")}
-    yield Output(
-        ArtifactRef(str(path), content_hash, kind, week, details),
-        data_version=DataVersion(content_hash[:24]),
-        metadata={
-            "path": str(path),
-            "content_hash": content_hash,
-            "titles": len(titles),
-            "missing": int(result.missing.sum()),
-            "seconds": round(seconds, 2),
-            **metadata,
-        },
-    )
+    yield artifact_output(ArtifactRef(str(path), content_hash, kind, week, details), path, content_hash, metadata={
+        "titles": len(titles),
+        "missing": int(result.missing.sum()),
+        "seconds": round(seconds, 2),
+        **metadata,
+    })
     yield from feature_checks(kind, titles, result.title_ids, result.embeddings, result.missing, width,
                               max_missing_share)
 
@@ -302,21 +295,15 @@ def title_categorical_features(
         meta={"width": int(train_rows.width), "scoring_week": week, **summary, "tags": tag_counts},
     )
     ref = ArtifactRef(str(path), content_hash, "categorical", week, {"width": int(train_rows.width)})
-    yield Output(
-        ref,
-        data_version=DataVersion(content_hash[:24]),
-        metadata={
-            "path": str(path),
-            "content_hash": content_hash,
-            "titles": len(titles),
-            "width": int(train_rows.width),
-            "vocabulary_sizes": MetadataValue.json(summary["vocabulary_sizes"]),
-            "nonzeros_per_title": MetadataValue.json(summary["nonzeros_per_title"]),
-            "dropped_unknown_values": MetadataValue.json(summary["dropped_unknown"]),
-            "titles_with_tags": MetadataValue.json(tag_counts["titles_with_tags"]),
-            "tag_vocabulary_size": tag_counts["tag_vocabulary_size"],
-        },
-    )
+    yield artifact_output(ref, path, content_hash, metadata={
+        "titles": len(titles),
+        "width": int(train_rows.width),
+        "vocabulary_sizes": MetadataValue.json(summary["vocabulary_sizes"]),
+        "nonzeros_per_title": MetadataValue.json(summary["nonzeros_per_title"]),
+        "dropped_unknown_values": MetadataValue.json(summary["dropped_unknown"]),
+        "titles_with_tags": MetadataValue.json(tag_counts["titles_with_tags"]),
+        "tag_vocabulary_size": tag_counts["tag_vocabulary_size"],
+    })
     yield from feature_checks("categorical", titles, train_rows.title_ids, None, None, train_rows.width, 1.0)
 
 

@@ -22,8 +22,7 @@ from pydantic import Field
 
 from rec_assets.asset_io import WAREHOUSE_TABLES
 from rec_assets.model.train import TrainConfig
-from rec_assets.sources.canonical import CanonicalSource
-from rec_assets.sources.movielens import MovieLensSource
+from rec_assets.sources.canonical import SOURCE_KINDS, CanonicalSource, open_source
 from rec_assets.sources.protocol import DEFAULT_EARLIEST_EVENT, DEFAULT_FUTURE_SLACK_DAYS, TimestampBounds
 from rec_assets.sources.simulator import config_for, ensure_generated, simulator_span
 from rec_assets.split.windows import WindowLengths
@@ -68,14 +67,14 @@ def from_environment(cls: type[R], **values: Any) -> R:
     return cls(**values)
 
 
-SOURCE_KINDS = ("simulator", "movielens", "canonical")
+SIMULATOR_KIND = "simulator"  # generated here, then read as canonical; the file sources: sources.SOURCE_KINDS
 BAD_ROW_MODES = ("quarantine", "fail")
 
 
 class SourceResource(ConfigurableResource):
     """Where raw titles, users and watch events come from, and what to do with bad rows."""
 
-    kind: str = setting("REC_DATA_SOURCE", "simulator", "simulator (embedded, default), movielens or canonical.")
+    kind: str = setting("REC_DATA_SOURCE", SIMULATOR_KIND, "simulator (embedded, default), movielens or canonical.")
     data_dir: str = setting("REC_DATA_DIR", "", "the directory of a movielens or canonical source.")
     simulator_preset: str = setting("REC_SIM_PRESET", "default", "tiny, default or large.")
     simulator_seed: int = setting("REC_SIM_SEED", 0, "the simulator's seed.")
@@ -103,24 +102,23 @@ class SourceResource(ConfigurableResource):
 
     def open(self):
         """The source object (pure code) this configuration names; generates the simulator's data once."""
-        if self.kind not in SOURCE_KINDS:
-            raise ValueError(f"REC_DATA_SOURCE={self.kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+        if self.kind != SIMULATOR_KIND and self.kind not in SOURCE_KINDS:
+            kinds = ", ".join((SIMULATOR_KIND, *SOURCE_KINDS))
+            raise ValueError(f"REC_DATA_SOURCE={self.kind!r} is not one of {kinds}")
         if self.bad_rows not in BAD_ROW_MODES:
             raise ValueError(f"REC_BAD_ROWS={self.bad_rows!r} is not one of {', '.join(BAD_ROW_MODES)}")
-        if self.kind == "simulator":
+        if self.kind == SIMULATOR_KIND:
             config = config_for(self.simulator_preset, self.simulator_seed)
             source = CanonicalSource(ensure_generated(config, self.home_path() / "sources"))
             source.name = f"simulator:{config.preset}"
             return source
         if not self.data_dir:
             raise ValueError(f"REC_DATA_SOURCE={self.kind} needs REC_DATA_DIR, the directory holding its files")
-        if self.kind == "movielens":
-            return MovieLensSource(Path(self.data_dir))
-        return CanonicalSource(Path(self.data_dir))
+        return open_source(self.kind, Path(self.data_dir))
 
     def event_span(self) -> tuple[date, date]:
         """First event day and last event day (exclusive), without generating simulated data."""
-        if self.kind == "simulator":
+        if self.kind == SIMULATOR_KIND:
             return simulator_span(config_for(self.simulator_preset, self.simulator_seed))
         return self.open().event_span(self.timestamp_bounds())
 

@@ -19,24 +19,21 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
-    AssetIn,
     AssetsDefinition,
-    DataVersion,
     MetadataValue,
-    Output,
     asset,
 )
 
-from rec_assets.asset_io import FEATURE_ASSETS, CheckpointRef, load_week_phase, tower_asset_name
+from rec_assets.asset_io import CheckpointRef, tower_asset_name
 from rec_assets.defs.partitions import EVENTS_OF_SCORING_WEEK, SCORING_WEEKS
 from rec_assets.defs.resources import ArtifactsResource, TrainingResource, WarehouseResource, WindowsResource
+from rec_assets.defs.week_inputs import FEATURE_INPUTS, artifact_output, feature_hashes, load_feature_week
 from rec_assets.model.checkpoint import embed_items, load_checkpoint, save_checkpoint
 from rec_assets.model.train import train_variant
 from rec_assets.model.variants import VARIANTS
 from rec_assets.storage.artifacts import ArtifactRef
 
 TOWERS_GROUP = "towers"
-FEATURE_INPUTS = {kind: AssetIn(name) for kind, name in FEATURE_ASSETS.items()}
 
 
 def loss_curve_markdown(train_loss: list[float], val_loss: list[float], title: str) -> str:
@@ -116,9 +113,8 @@ def build_tower_asset(variant: str) -> AssetsDefinition:
         training: TrainingResource,
     ):
         week = context.partition_key
-        torch.set_num_threads(training.threads)
-        features = (categorical, synopsis, cover_art)
-        data = load_week_phase(warehouse_db, windows, context.partition_time_window, features, "train")
+        data = load_feature_week(context, warehouse_db, windows, categorical, synopsis, cover_art, "train",
+                                 threads=training.threads)
         context.log.info(f"{variant}: {len(data.labels)} positives of {data.users.n_users} users, "
                          f"{data.items.n_titles} titles ({int(data.items.id_known.sum())} with an ID)")
         last_log = [0.0]
@@ -134,33 +130,24 @@ def build_tower_asset(variant: str) -> AssetsDefinition:
         result = train_variant(variant, data.items, data.users, data.labels, config, progress,
                                embedding_dim=training.embedding_dim, history_len=training.history_len)
         path = artifacts.path("checkpoints", variant, f"{week}.pt")
+        hashes = feature_hashes(categorical, synopsis, cover_art)
         sha256 = save_checkpoint(path, result.model, data.items.title_ids, train_config=asdict(config),
-                                 extra={"variant": variant, "scoring_week": week, "feature_hashes": {
-                                     "categorical": categorical.content_hash, "synopsis": synopsis.content_hash,
-                                     "cover_art": cover_art.content_hash}})
+                                 extra={"variant": variant, "scoring_week": week, "feature_hashes": hashes})
         ref = CheckpointRef(variant, week, str(path), sha256, context.run.run_id)
-        yield Output(
-            ref,
-            data_version=DataVersion(sha256[:24]),
-            metadata={
-                "path": str(path),
-                "sha256": sha256,
-                "training_examples": int(result.examples_seen),
-                "positives": len(data.labels),
-                "epochs_run": result.epochs_run,
-                "best_epoch": result.best_epoch,
-                "final_train_loss": float(result.train_loss[-1]) if result.train_loss else float("nan"),
-                "best_val_loss": float(result.best_val_loss),
-                "wall_seconds": round(result.wall_seconds, 2),
-                "examples_per_second": round(result.examples_per_second, 1),
-                "compute_share": round(result.compute_share, 3),
-                "parameters": int(result.parameter_count),
-                "input_data_versions": MetadataValue.json({
-                    "categorical": categorical.content_hash, "synopsis": synopsis.content_hash,
-                    "cover_art": cover_art.content_hash}),
-                "loss_curve": MetadataValue.md(loss_curve_markdown(result.train_loss, result.val_loss, variant)),
-            },
-        )
+        yield artifact_output(ref, path, sha256, hash_name="sha256", metadata={
+            "training_examples": int(result.examples_seen),
+            "positives": len(data.labels),
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "final_train_loss": float(result.train_loss[-1]) if result.train_loss else float("nan"),
+            "best_val_loss": float(result.best_val_loss),
+            "wall_seconds": round(result.wall_seconds, 2),
+            "examples_per_second": round(result.examples_per_second, 1),
+            "compute_share": round(result.compute_share, 3),
+            "parameters": int(result.parameter_count),
+            "input_data_versions": MetadataValue.json(hashes),
+            "loss_curve": MetadataValue.md(loss_curve_markdown(result.train_loss, result.val_loss, variant)),
+        })
         yield from checkpoint_checks(variant, result, path, data.items)
 
     return _tower

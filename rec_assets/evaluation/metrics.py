@@ -20,6 +20,7 @@ from rec_assets.evaluation.scoring import CSR
 __all__ = [
     "CANDIDATE_SETS",
     "CATEGORIES",
+    "DEFAULT_TOP_K",
     "METRICS",
     "candidate_masks",
     "UserHits",
@@ -33,6 +34,7 @@ __all__ = [
 METRICS: tuple[str, ...] = ("precision", "recall", "coverage", "converted_coverage")
 CANDIDATE_SETS: tuple[str, ...] = ("warm", "cold")
 CATEGORIES: tuple[str, ...] = ("movie", "tv")
+DEFAULT_TOP_K = 6  # the paper's list length K; REC_TOP_K (EvaluationResource.top_k) defaults to it
 
 Truth = CSR | tuple[np.ndarray, np.ndarray]
 
@@ -238,7 +240,7 @@ def segment_user_hits(
     recommended: Mapping[tuple[str, str], np.ndarray],
     truth: Truth,
     masks: Mapping[tuple[str, str], np.ndarray],
-    k: int = 6,
+    k: int = DEFAULT_TOP_K,
 ) -> dict[tuple[str, str], UserHits]:
     """:func:`user_hits` of each segment's lists (``recommended`` and ``masks`` as for :func:`evaluate_segments`)."""
     result = {}
@@ -253,7 +255,7 @@ def evaluate_segments(
     recommended: Mapping[tuple[str, str], np.ndarray],
     truth: Truth,
     masks: Mapping[tuple[str, str], np.ndarray],
-    k: int = 6,
+    k: int = DEFAULT_TOP_K,
     *,
     per_user: dict | None = None,
 ) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from rec_assets.evaluation.metrics import CATEGORIES, METRICS
+from rec_assets.evaluation.metrics import CATEGORIES, DEFAULT_TOP_K, METRICS
 
 __all__ = [
     "CEILING",
@@ -114,7 +114,7 @@ def lift_table(
     rows: Sequence[str] | None = None,
     *,
     candidate_set: str = "warm",
-    k: int = 6,
+    k: int = DEFAULT_TOP_K,
     scoring_weeks: Sequence[str] | None = None,
     labels: Mapping[str, str] | None = None,
     caption: str | None = None,
@@ -198,7 +198,7 @@ def ceiling_share_markdown(
     rows: Sequence[str] | None = None,
     *,
     candidate_set: str = "cold",
-    k: int = 6,
+    k: int = DEFAULT_TOP_K,
     scoring_weeks: Sequence[str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> str:

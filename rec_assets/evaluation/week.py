@@ -18,7 +18,7 @@ import torch
 
 from rec_assets.model.inputs import WeekData
 from rec_assets.evaluation.baselines import popularity_top_k, random_top_k
-from rec_assets.evaluation.metrics import candidate_masks, evaluate_segments
+from rec_assets.evaluation.metrics import DEFAULT_TOP_K, candidate_masks, evaluate_segments
 from rec_assets.evaluation.scoring import CSR, top_k
 from rec_assets.model.checkpoint import attention_weights, embed_items, iter_user_embeddings, load_checkpoint
 from rec_assets.model.data import UserData
@@ -83,7 +83,7 @@ def _user_embeddings(model, users: UserData, items, chunk_users: int) -> torch.T
 def evaluate_week(
     data: WeekData,
     checkpoints: Mapping[str, str],
-    k: int = 6,
+    k: int = DEFAULT_TOP_K,
     seed: int = 0,
     chunk_users: int = 4096,
 ) -> WeekEvaluation:

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from rec_assets.model.inputs import WeekData
-from rec_assets.evaluation.metrics import METRICS, candidate_masks, evaluate_segments
+from rec_assets.evaluation.metrics import DEFAULT_TOP_K, METRICS, candidate_masks, evaluate_segments
 from rec_assets.evaluation.week import remap_truth, history_exclusion, new_watch_truth, rank_segments, subset_users
 from rec_assets.model.data import ItemFeatures, UserData
 from rec_assets.peers.adapters import FittedPeer, PeerScores, TrainingSet, adapter
@@ -74,7 +74,7 @@ def not_applicable_frame(ctx: EvaluationContext, segments, k: int) -> pd.DataFra
     return frame
 
 
-def evaluate_scores(scores: PeerScores, ctx: EvaluationContext, k: int = 6, chunk_users: int = 4096,
+def evaluate_scores(scores: PeerScores, ctx: EvaluationContext, k: int = DEFAULT_TOP_K, chunk_users: int = 4096,
                     user_rows: np.ndarray | None = None, per_user: dict | None = None) -> pd.DataFrame:
     """Metrics of one system's embeddings: candidate_set, category, metric, value, evaluated_users.
 
@@ -104,7 +104,7 @@ def evaluate_scores(scores: PeerScores, ctx: EvaluationContext, k: int = 6, chun
     return frame.sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
 
 
-def evaluate_fitted(fitted: FittedPeer, data: WeekData, ctx: EvaluationContext | None = None, k: int = 6,
+def evaluate_fitted(fitted: FittedPeer, data: WeekData, ctx: EvaluationContext | None = None, k: int = DEFAULT_TOP_K,
                     chunk_users: int = 4096, embed_users: UserData | None = None,
                     embed_items: ItemFeatures | None = None, per_user: dict | None = None,
                     ) -> tuple[pd.DataFrame, float]:
@@ -124,7 +124,7 @@ def evaluate_fitted(fitted: FittedPeer, data: WeekData, ctx: EvaluationContext |
 
 
 def fit_and_evaluate(name: str, config: Any, training: TrainingSet, data: WeekData, ctx: EvaluationContext,
-                     k: int = 6, **kwargs) -> tuple[pd.DataFrame, float, float]:
+                     k: int = DEFAULT_TOP_K, **kwargs) -> tuple[pd.DataFrame, float, float]:
     """(metrics, train seconds, score seconds) of peer ``name`` fitted on ``training`` and evaluated on ``data``."""
     peer = adapter(name)
     started = time.perf_counter()
@@ -134,7 +134,8 @@ def fit_and_evaluate(name: str, config: Any, training: TrainingSet, data: WeekDa
     return frame, train_seconds, score_seconds
 
 
-def user_values(hits: Mapping[tuple[str, str], Any], user_ids: np.ndarray, ks: tuple[int, ...] = (6,)) -> pd.DataFrame:
+def user_values(hits: Mapping[tuple[str, str], Any], user_ids: np.ndarray,
+                ks: tuple[int, ...] = (DEFAULT_TOP_K,)) -> pd.DataFrame:
     """Per-user values of ranked segments (``segment -> metrics.UserHits`` over the same user rows as ``user_ids``):
     columns candidate_set, category, user_id, n_truth, ``p@k`` and ``r@k`` per k; evaluated users only."""
     frames = []

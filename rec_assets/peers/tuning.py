@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rec_assets.evaluation.metrics import DEFAULT_TOP_K
 from rec_assets.model.inputs import WeekData
 from rec_assets.model.data import Interactions
 from rec_assets.peers.adapters import (
@@ -107,7 +108,7 @@ def _trial_row(params: dict, metrics: pd.DataFrame, scores_cold: bool, seconds: 
     return row
 
 
-def tune(peer: str, train: WeekData, grid: dict[str, list] | str = "full", k: int = 6,
+def tune(peer: str, train: WeekData, grid: dict[str, list] | str = "full", k: int = DEFAULT_TOP_K,
          base: Any | None = None, split: ValidationSplit | None = None) -> TuningResult:
     """Fit ``peer`` for every configuration of ``grid`` (a dict of lists, or a name in :data:`GRIDS`) on the
     validation split of the training phase ``train`` and keep the best by :func:`objective`.

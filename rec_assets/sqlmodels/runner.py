@@ -4,7 +4,8 @@ Every ``*.sql`` directly in the models directory is a model named after its file
 read-only queries (loaders), ``tests/`` data tests (queries returning the rows that break a rule). The
 dependencies are parsed from the SQL with sqlglot (a model read without ``ref()`` is refused), values are
 bound as DuckDB named parameters, and ``materialize_partition`` replaces one partition of a model's table
-through the writer of the connection's store (``rec_assets.storage.tables``). Details: docs/design_parts/storage.md.
+through the writer of the connection's store (``rec_assets.storage.tables``). Details:
+docs/design.md, "The SQL model runner".
 """
 
 from __future__ import annotations

@@ -6,5 +6,5 @@
 - ``artifacts``: artifact directories (arrays, frames, ``meta.json``) written atomically.
 - ``hashing``: the sha256 of a file or a directory, the one content hash of stored files.
 
-Design notes: ``docs/design_parts/storage.md``.
+Design notes: docs/design.md, "Storage: where tables and artifacts live".
 """

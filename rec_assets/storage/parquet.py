@@ -5,7 +5,8 @@ files, one file per partition (``<store>/<table>/<column>=<value>/part-0.parquet
 view per table. ``ParquetWriter`` is this store's writer: a partition is computed in DuckDB, then its file is
 written whole, atomically, so several workers write different partitions at once with no lock. There is no
 transaction across partitions. ``s3://`` goes through the client ``REC_OBJECT_STORE_CLIENT`` picks (DuckDB's
-httpfs or pyarrow: ``object_store``). Layout, guarantees and their limits: ``docs/design_parts/storage.md``.
+httpfs or pyarrow: ``object_store``). Layout, guarantees, limits:
+docs/design.md, "The Parquet table store".
 """
 
 from __future__ import annotations

@@ -25,8 +25,16 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetKey, AssetSelection, DagsterEventType, DagsterInstance, Definitions, define_asset_job
-from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    Definitions,
+    RunsFilter,
+    define_asset_job,
+)
 from gql import Client, GraphQLRequest
 from gql.transport.requests import RequestsHTTPTransport
 

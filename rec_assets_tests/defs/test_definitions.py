@@ -166,30 +166,28 @@ def test_dg_list_defs_matches_the_committed_snapshot(tmp_path):
         name for name, _ in listed["resources"]}
 
 
-WORKSPACE_LOAD = textwrap.dedent("""
-    import json
-    from dagster._core.workspace.load_target import WorkspaceFileTarget
-    from dagster._core.instance import DagsterInstance
-    from dagster._core.workspace.context import WorkspaceProcessContext
-
-    with DagsterInstance.get() as instance:  # the test's DAGSTER_HOME
-        target = WorkspaceFileTarget(paths=["workspace.yaml"])
-        with WorkspaceProcessContext(instance, target) as process:
-            workspace = process.create_request_context()
-            (entry,) = workspace.get_code_location_entries().values()
-            assert entry.load_error is None, entry.load_error
-            repository = next(iter(entry.code_location.get_repositories().values()))
-            keys = sorted(n.asset_key.to_user_string() for n in repository.get_asset_node_snaps())
-            print("ASSET_KEYS " + json.dumps(keys), flush=True)
-""")
-
-
 def test_workspace_yaml_loads_the_same_definitions(tmp_path):
-    """`dagster dev -w workspace.yaml` (the classic entry point) serves the code location dg loads."""
+    """`dagster dev -w workspace.yaml` (the classic entry point) serves the code location dg loads: the public
+    `dagster definitions validate -w workspace.yaml` loads it through the workspace, and `dagster asset list` on
+    the module the workspace names lists the assets of the committed `dg list defs` snapshot."""
     import json
 
-    done = subprocess.run([sys.executable, "-c", WORKSPACE_LOAD], cwd=PROJECT_ROOT, env=_test_env(tmp_path),
+    import yaml
+
+    env = _test_env(tmp_path)
+    dagster = Path(sys.executable).with_name("dagster")
+    done = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "All code locations passed validation." in output, output[-3000:]
+
+    (entry,) = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())["load_from"]
+    target = entry["python_module"]
+    done = subprocess.run([str(dagster), "asset", "list", "-m", target["module_name"],
+                           "-d", target.get("working_directory", ".")], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    (line,) = [line for line in done.stdout.splitlines() if line.startswith("ASSET_KEYS ")]
-    assert set(json.loads(line.removeprefix("ASSET_KEYS "))) == ASSET_KEYS
+    keys = {line.strip() for line in done.stdout.splitlines() if line.strip()}
+    assert keys == {a[0] for a in json.loads(DG_LIST_SNAPSHOT.read_text())["assets"]}
+    assert keys == ASSET_KEYS
