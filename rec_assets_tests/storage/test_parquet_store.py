@@ -65,7 +65,10 @@ def snapshot(conn) -> dict[str, list]:
                                              datetime.combine(WEEK, datetime.min.time()) + pd.Timedelta(days=7),
                                              LENGTHS).as_sql_parameters(),
                               "scoring_week": WEEK, "context": "train", "window_start": datetime(2025, 1, 1),
-                              "window_end": datetime(2025, 4, 1), "tags_before": datetime(2025, 2, 24)}).fetchall()
+                              "window_end": datetime(2025, 4, 1), "tags_before": datetime(2025, 2, 24),
+                              # raw_events_expectations: the ingestion range and the timestamp bounds
+                              "range_start": datetime(2025, 1, 1), "range_end": datetime(2025, 4, 1),
+                              "earliest": None, "latest": datetime(2025, 4, 1)}).fetchall()
         for name, q in discover_queries(SQL_DIR, ANALYSES_DIR).items()
     }
     tests = {name: query(conn, q, {"scoring_week": WEEK}).fetchall()
