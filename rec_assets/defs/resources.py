@@ -27,6 +27,7 @@ from rec_assets.sources.protocol import DEFAULT_EARLIEST_EVENT, DEFAULT_FUTURE_S
 from rec_assets.sources.simulator import config_for, ensure_generated, simulator_span
 from rec_assets.split.windows import WindowLengths
 from rec_assets.storage.duckdb_file import require_warehouse
+from rec_assets.storage.object_store import AwsSettings
 from rec_assets.storage.parquet import DUCKDB_STORE, TableStore, is_duckdb_store
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -40,9 +41,11 @@ def rec_home() -> Path:
     return Path(os.environ.get("REC_HOME") or DEFAULT_HOME).resolve()
 
 
-def setting(env: str, default: Any, description: str) -> Any:
-    """A resource field whose value the environment variable ``env`` sets (``from_environment``)."""
-    return Field(default=default, description=f"{env}: {description}", json_schema_extra={ENV_KEY: env})
+def setting(env: str, default: Any, description: str, secret: bool = False) -> Any:
+    """A resource field whose value the environment variable ``env`` sets (``from_environment``); a ``secret``
+    one is left out of the resource's repr."""
+    return Field(default=default, description=f"{env}: {description}", json_schema_extra={ENV_KEY: env},
+                 repr=not secret)
 
 
 def env_names(cls: type[ConfigurableResource]) -> dict[str, str]:
@@ -142,6 +145,13 @@ class WindowsResource(ConfigurableResource):
     )
 
 
+# Logged when a DuckDB connection closes, so a run's log shows who held the file and for how long. Dagster's pool
+# serialises writer steps, but on the default SQLite instance its slot claim can admit two steps at once (SQLite
+# ignores SELECT ... FOR UPDATE); the file lock is what makes writers take turns, and this line shows it.
+WAREHOUSE_CONNECTION_LOG = ("DuckDB warehouse {mode} connection: waited {waited:.2f} s for the file lock, held it "
+                            "{held:.2f} s (opened {opened:.6f}, closed {closed:.6f}, epoch seconds)")
+
+
 class WarehouseResource(ConfigurableResource):
     """The tables. By default the DuckDB file, one writer at a time: connections wait for the lock instead of
     failing. With ``REC_TABLE_STORE`` a path or ``s3://`` URI, Parquet files per partition there, read through
@@ -157,9 +167,22 @@ class WarehouseResource(ConfigurableResource):
     object_store_client: str = setting(
         "REC_OBJECT_STORE_CLIENT", "auto",
         "how an s3:// table store is reached: httpfs (DuckDB's extension), pyarrow (pyarrow.fs.S3FileSystem) or "
-        "auto (httpfs when it loads without installing, else pyarrow). Credentials: the AWS_* variables of the "
-        "process, never resource config.",
+        "auto (httpfs when it loads without installing, else pyarrow).",
     )
+    # S3 credentials for an s3:// table store, bound with EnvVar at launch (from_environment, or a deployment's
+    # own EnvVar("...") names), so Dagster shows the variable's name, never its value. Empty: the process's
+    # AWS_* variables, then the AWS credential chain (IRSA web identity, instance profile, ~/.aws).
+    aws_access_key_id: str = setting("AWS_ACCESS_KEY_ID", "", "S3 key id (with the secret below).", secret=True)
+    aws_secret_access_key: str = setting("AWS_SECRET_ACCESS_KEY", "", "S3 secret key.", secret=True)
+    aws_session_token: str = setting("AWS_SESSION_TOKEN", "", "S3 session token (temporary keys).", secret=True)
+    aws_region: str = setting("AWS_REGION", "", "the bucket's region.")
+    aws_endpoint_url: str = setting("AWS_ENDPOINT_URL", "", "an S3-compatible endpoint (MinIO, moto), else AWS.")
+
+    def aws_settings(self) -> AwsSettings:
+        """The fields, each empty one from the process's AWS_* variables (keys as a pair)."""
+        given = AwsSettings(self.aws_access_key_id or None, self.aws_secret_access_key,
+                            self.aws_session_token or None, self.aws_region or None, self.aws_endpoint_url or None)
+        return given.over(AwsSettings.from_environment())
 
     def store_setting(self) -> str:
         """The field; else the DuckDB file when one is named explicitly; else REC_TABLE_STORE; else duckdb."""
@@ -172,7 +195,9 @@ class WarehouseResource(ConfigurableResource):
     def parquet_store(self) -> TableStore | None:
         """The Parquet table store, or None when the tables live in the DuckDB file."""
         configured = self.store_setting()
-        return None if is_duckdb_store(configured) else TableStore.from_setting(configured, self.object_store_client)
+        if is_duckdb_store(configured):
+            return None
+        return TableStore.from_setting(configured, self.object_store_client, self.aws_settings())
 
     def location(self) -> str:
         """Where the tables live: the DuckDB file's path, or the table store's path or URI."""
@@ -195,11 +220,13 @@ class WarehouseResource(ConfigurableResource):
         path.parent.mkdir(parents=True, exist_ok=True)
         if read_only and not path.exists():
             read_only = False  # a read-only connection cannot create the file
+        asked = time.time()
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05
         while True:
             try:
                 conn = duckdb.connect(str(path), read_only=read_only)
+                opened = time.time()
                 break
             except duckdb.IOException as error:
                 if "lock" in str(error).lower() and time.monotonic() < deadline:
@@ -213,7 +240,12 @@ class WarehouseResource(ConfigurableResource):
             require_warehouse(conn, path, WAREHOUSE_TABLES)
             yield conn
         finally:
+            # Stamped before close so that the next holder's "opened" is never earlier than this "closed".
+            closed = time.time()
             conn.close()
+            dg.get_dagster_logger().info(WAREHOUSE_CONNECTION_LOG.format(
+                mode="read-only" if read_only else "read-write", waited=opened - asked, held=closed - opened,
+                opened=opened, closed=closed))
 
 
 class ArtifactsResource(ConfigurableResource):

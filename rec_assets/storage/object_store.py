@@ -3,8 +3,9 @@
 ``REC_OBJECT_STORE_CLIENT`` is read in one place, ``open_client``, when a connection opens: ``httpfs`` (DuckDB
 globs, reads and writes s3:// itself), ``pyarrow`` (``pyarrow.fs.S3FileSystem`` lists, writes and deletes
 objects; DuckDB scans Arrow datasets registered on the connection) or ``auto`` (the default: httpfs when the
-extension loads without installing, else pyarrow). Both take credentials from the standard AWS variables,
-read when a connection opens; none is logged or put in an error message (``redact``).
+extension loads without installing, else pyarrow). Both take credentials as ``AwsSettings``: the warehouse
+resource's fields (bound with ``EnvVar`` at launch) over the standard AWS variables; none is logged or put in an
+error message (``redact``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -41,22 +42,24 @@ def sql_literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def redact(text: str) -> str:
-    """``text`` with the value of every AWS credential variable replaced by ``***``."""
-    for name in CREDENTIAL_VARIABLES:
-        value = os.environ.get(name)
+def redact(text: str, aws: AwsSettings | None = None) -> str:
+    """``text`` with the value of every AWS credential variable, and of ``aws``'s credentials, replaced by ``***``."""
+    secrets = [os.environ.get(name) for name in CREDENTIAL_VARIABLES]
+    if aws is not None:
+        secrets += [aws.secret, aws.session_token, aws.key_id]
+    for value in secrets:
         if value:
             text = text.replace(value, "***")
     return text
 
 
-def _attempt(client: str, action: str, call: Callable[[], T]) -> T:
+def _attempt(client: str, action: str, call: Callable[[], T], aws: AwsSettings | None = None) -> T:
     """``call()``; a failure re-raised as ``ObjectStoreError`` naming the client, redacted and unchained (so no
     original message, which might quote a secret, travels along as context)."""
     try:
         return call()
     except (OSError, pa.ArrowException, duckdb.Error) as error:
-        message = f"{CLIENT_SETTING}={client}: cannot {action}: {type(error).__name__}: {redact(str(error))}"
+        message = f"{CLIENT_SETTING}={client}: cannot {action}: {type(error).__name__}: {redact(str(error), aws)}"
     raise ObjectStoreError(message)
 
 
@@ -118,8 +121,9 @@ class ArrowClient:
 
     name = PYARROW
 
-    def __init__(self, filesystem: pafs.FileSystem) -> None:
+    def __init__(self, filesystem: pafs.FileSystem, aws: AwsSettings | None = None) -> None:
         self.fs = filesystem
+        self.aws = aws  # whose credentials its error messages are redacted of
 
     def __repr__(self) -> str:  # never the filesystem's options
         return f"ArrowClient({type(self.fs).__name__})"
@@ -128,7 +132,7 @@ class ArrowClient:
         path = pattern.removeprefix(SCHEME)
         base = re.split(r"[*?]", path, maxsplit=1)[0].rsplit("/", 1)[0]
         selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
-        infos = _attempt(PYARROW, f"list {SCHEME}{base}", lambda: self.fs.get_file_info(selector))
+        infos = _attempt(PYARROW, f"list {SCHEME}{base}", lambda: self.fs.get_file_info(selector), self.aws)
         regex = glob_regex(path)
         return sorted(SCHEME + i.path for i in infos if i.type == pafs.FileType.File and regex.fullmatch(i.path))
 
@@ -147,7 +151,7 @@ class ArrowClient:
             with self.fs.open_output_stream(uri.removeprefix(SCHEME)) as out:
                 out.write(data)
 
-        _attempt(PYARROW, f"write {uri}", upload)
+        _attempt(PYARROW, f"write {uri}", upload, self.aws)
 
     def remove(self, conn: duckdb.DuckDBPyConnection, uri: str, empty_like: str) -> None:
         """Delete the object (gone already: nothing to do). pyarrow then keeps the emptied folder as an empty
@@ -158,7 +162,7 @@ class ArrowClient:
             except FileNotFoundError:
                 pass
 
-        _attempt(PYARROW, f"delete {uri}", delete)
+        _attempt(PYARROW, f"delete {uri}", delete, self.aws)
 
     def scan(self, conn: duckdb.DuckDBPyConnection, table: str, glob: str, files: list[str]) -> str:
         """Register ``files`` as one dataset, columns unified by name (as ``union_by_name``); every file holds its
@@ -170,7 +174,7 @@ class ArrowClient:
 
         name = f"_store_scan_{table}"
         conn.abort()  # as in write
-        conn.register(name, _attempt(PYARROW, f"read the schemas of {glob}", dataset))
+        conn.register(name, _attempt(PYARROW, f"read the schemas of {glob}", dataset, self.aws))
         return f'"{name}"'
 
     def drop(self, conn: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -183,41 +187,51 @@ class ArrowClient:
 ObjectStoreClient = HttpfsClient | ArrowClient
 
 
-def open_client(conn: duckdb.DuckDBPyConnection, setting: str) -> ObjectStoreClient:
-    """The client ``setting`` (``REC_OBJECT_STORE_CLIENT``) names, set up on ``conn``; ``auto``: httpfs when it
-    (and, without keys, the ``aws`` extension) loads without installing, else pyarrow."""
+def open_client(conn: duckdb.DuckDBPyConnection, setting: str, aws: AwsSettings | None = None) -> ObjectStoreClient:
+    """The client ``setting`` (``REC_OBJECT_STORE_CLIENT``) names, set up on ``conn`` with ``aws`` (None: the
+    AWS variables, read now); ``auto``: httpfs when it (and, without keys, the ``aws`` extension) loads without
+    installing, else pyarrow."""
+    aws = aws if aws is not None else AwsSettings.from_environment()
     choice = client_setting(setting)
     if choice == AUTO:
-        ready = _loads(conn, "httpfs") and (bool(os.environ.get("AWS_ACCESS_KEY_ID")) or _loads(conn, "aws"))
+        ready = _loads(conn, "httpfs") and (bool(aws.key_id) or _loads(conn, "aws"))
         choice = HTTPFS if ready else PYARROW
     if choice == HTTPFS:
-        configure_object_store(conn)
+        configure_object_store(conn, aws)
         return HttpfsClient()
-    return ArrowClient(s3_filesystem())
+    return ArrowClient(s3_filesystem(aws), aws)
 
 
 @dataclass(frozen=True)
 class AwsSettings:
-    """The standard AWS variables both clients read, once, when a connection opens (never logged)."""
+    """What both clients need to reach S3 (never logged: the repr shows no value). Without a key id: the AWS
+    credential chain (IRSA web identity, instance profile, ~/.aws)."""
 
-    key_id: str | None
-    secret: str
-    session_token: str | None
-    region: str | None
-    endpoint: str | None  # AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL: MinIO, moto and other S3-compatible stores
+    key_id: str | None = field(default=None, repr=False)
+    secret: str = field(default="", repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    region: str | None = None
+    endpoint: str | None = None  # AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL: MinIO, moto and other S3-compatible stores
 
     @classmethod
-    def from_environment(cls) -> "AwsSettings":
+    def from_environment(cls) -> AwsSettings:
+        """The standard AWS variables of this process."""
         env = os.environ
         return cls(env.get("AWS_ACCESS_KEY_ID") or None, env.get("AWS_SECRET_ACCESS_KEY", ""),
                    env.get("AWS_SESSION_TOKEN") or None, env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
                    env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"))
 
+    def over(self, fallback: AwsSettings) -> AwsSettings:
+        """These settings, each empty one taken from ``fallback``; keys travel as a pair (a key id given here
+        never meets a secret from elsewhere)."""
+        keys = (self.key_id, self.secret, self.session_token) if self.key_id else (
+            fallback.key_id, fallback.secret, fallback.session_token)
+        return AwsSettings(*keys, self.region or fallback.region, self.endpoint or fallback.endpoint)
 
-def s3_filesystem() -> pafs.S3FileSystem:
-    """``pyarrow.fs.S3FileSystem`` from the AWS variables: keys (else the AWS credential chain: IRSA web
-    identity, instance profile, ~/.aws), region and endpoint."""
-    aws = AwsSettings.from_environment()
+
+def s3_filesystem(aws: AwsSettings) -> pafs.S3FileSystem:
+    """``pyarrow.fs.S3FileSystem`` from ``aws``: keys (else the AWS credential chain: IRSA web identity,
+    instance profile, ~/.aws), region and endpoint."""
     options: dict[str, str] = {}
     if aws.key_id:
         options.update(access_key=aws.key_id, secret_key=aws.secret)
@@ -228,11 +242,12 @@ def s3_filesystem() -> pafs.S3FileSystem:
     if aws.endpoint:
         parts = urlsplit(aws.endpoint if "://" in aws.endpoint else f"https://{aws.endpoint}")
         options.update(endpoint_override=parts.netloc + parts.path.rstrip("/"), scheme=parts.scheme)
-    return _attempt(PYARROW, "configure S3FileSystem from the AWS_* variables", lambda: pafs.S3FileSystem(**options))
+    return _attempt(PYARROW, "configure S3FileSystem from the AWS settings", lambda: pafs.S3FileSystem(**options),
+                    aws)
 
 
-def configure_object_store(conn: duckdb.DuckDBPyConnection) -> None:
-    """Load httpfs and create the S3 secret from the standard AWS environment variables.
+def configure_object_store(conn: duckdb.DuckDBPyConnection, aws: AwsSettings) -> None:
+    """Load httpfs and create the S3 secret from ``aws``.
 
     ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (optionally ``AWS_SESSION_TOKEN``, ``AWS_REGION``,
     ``AWS_ENDPOINT_URL`` for MinIO and other S3-compatible stores): a config secret. Without keys: the AWS
@@ -241,7 +256,6 @@ def configure_object_store(conn: duckdb.DuckDBPyConnection) -> None:
     from its extension folder.
     """
     _load_extension(conn, "httpfs")
-    aws = AwsSettings.from_environment()
     if aws.key_id:
         fields = {"KEY_ID": aws.key_id, "SECRET": aws.secret}
         if aws.session_token:
@@ -257,7 +271,7 @@ def configure_object_store(conn: duckdb.DuckDBPyConnection) -> None:
     else:
         _load_extension(conn, "aws")
         sql = "CREATE OR REPLACE SECRET rec_table_store (TYPE s3, PROVIDER credential_chain)"
-    _attempt(HTTPFS, "create DuckDB's S3 secret from the AWS_* variables", lambda: conn.execute(sql))
+    _attempt(HTTPFS, "create DuckDB's S3 secret from the AWS settings", lambda: conn.execute(sql), aws)
 
 
 def _loads(conn: duckdb.DuckDBPyConnection, name: str) -> bool:

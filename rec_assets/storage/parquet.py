@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import duckdb
 from rec_assets.storage.object_store import (
     AUTO,
     COPY_OPTIONS,
+    AwsSettings,
     ObjectStoreClient,
     client_setting,
     duckdb_glob,
@@ -76,12 +77,13 @@ class TableStore:
 
     location: str
     object_store_client: str = AUTO
+    aws: AwsSettings | None = field(default=None, repr=False, compare=False)  # None: the AWS_* variables
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "object_store_client", client_setting(self.object_store_client))
 
     @classmethod
-    def from_setting(cls, setting: str, object_store_client: str = AUTO) -> TableStore:
+    def from_setting(cls, setting: str, object_store_client: str = AUTO, aws: AwsSettings | None = None) -> TableStore:
         text = setting.strip()
         if is_duckdb_store(text):
             raise ValueError("REC_TABLE_STORE=duckdb is the DuckDB file, not a Parquet table store")
@@ -93,7 +95,7 @@ class TableStore:
         text = text.rstrip("/")
         if "=" in text:
             raise ValueError(f"REC_TABLE_STORE={setting!r}: a '=' in the location would read as a hive partition")
-        return cls(text, object_store_client)
+        return cls(text, object_store_client, aws)
 
     @property
     def is_object_store(self) -> bool:
@@ -122,7 +124,7 @@ class TableStore:
         """An in-memory DuckDB connection with a view per stored table; ``store_of`` finds this store from it."""
         conn = duckdb.connect()
         try:
-            client = open_client(conn, self.object_store_client) if self.is_object_store else None
+            client = open_client(conn, self.object_store_client, self.aws) if self.is_object_store else None
             if client is None:
                 Path(self.location).mkdir(parents=True, exist_ok=True)
             with _OPEN_LOCK:

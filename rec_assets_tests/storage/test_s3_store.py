@@ -208,3 +208,38 @@ def test_no_credential_shows_in_events_logs_or_errors(bucket, capfd):
     assert "weekly_recommendations" in text and "s3://" in text
     for name, value in CREDENTIALS.items():
         assert value not in text, f"{name}'s value leaked"
+
+
+def test_keys_bound_with_envvar_under_other_names_reach_the_bucket_and_never_show(bucket, monkeypatch, capfd):
+    """A deployment names its own secret variables: the resource's fields take ``EnvVar("...")``, read at launch;
+    with no AWS_* key in the process, those are the keys the store signs with."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.delenv(name)
+        monkeypatch.setenv(f"TABLES_{name}", value)
+    unresolved = WarehouseResource(table_store=f"s3://{bucket}/rec", object_store_client="pyarrow",
+                                   **{field: dg.EnvVar(f"TABLES_{name}") for field, name in (
+                                       ("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+                                       ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                                       ("aws_session_token", "AWS_SESSION_TOKEN"))})
+    warehouse = resolved(unresolved)
+    aws = warehouse.aws_settings()
+    assert (aws.key_id, aws.secret, aws.session_token) == tuple(CREDENTIALS[n] for n in (
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
+    with warehouse.connect() as conn:
+        replace_week_rows(conn, "weekly_recommendations", WEEK.isoformat(),
+                          pd.DataFrame({"scoring_week": [WEEK], "user_id": [1], "score": [0.5]}))
+    assert "rec/weekly_recommendations/scoring_week=2025-03-03/part-0.parquet" in keys(bucket)
+    text = "\n".join([repr(unresolved), repr(warehouse), repr(aws), repr(warehouse.parquet_store()),
+                      *capfd.readouterr()])
+    for name, value in CREDENTIALS.items():
+        assert value not in text, f"{name}'s value leaked"
+
+
+def test_keys_given_to_the_resource_are_never_paired_with_a_secret_from_elsewhere():
+    from rec_assets.storage.object_store import AwsSettings
+
+    process = AwsSettings("AKIDPROCESS", "process-secret", "process-token", "eu-west-1", "http://127.0.0.1:9")
+    given = AwsSettings("AKIDGIVEN", "given-secret", None, None, None).over(process)
+    assert (given.key_id, given.secret, given.session_token) == ("AKIDGIVEN", "given-secret", None)
+    assert (given.region, given.endpoint) == ("eu-west-1", "http://127.0.0.1:9")
+    assert AwsSettings().over(process) == process
