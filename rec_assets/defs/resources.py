@@ -279,6 +279,8 @@ class TrainingResource(ConfigurableResource):
                                      "within max_history_examples).")
     max_history_examples: int = Field(default=TRAIN.max_history_examples, description="At most this many examples "
                                       "from X per epoch: the largest equal per-user cap that fits (0: no budget).")
+    next_watch_recent: int = Field(default=TRAIN.next_watch_recent, description="Only each user's last N "
+                                   "watches of X are examples (0: every watch).")
     history_view: str = Field(default=TRAIN.history_view, description="What the user tower reads for an example "
                               "from X: leave_one_out (every other watch) or next_watch (the watches before it).")
     id_dropout: float = Field(default=TRAIN.id_dropout, description="Share of each batch's titles trained as cold "

@@ -79,9 +79,10 @@ class Examples:
 
 
 def history_candidates(index: HistoryIndex, user_rows: np.ndarray, pool: np.ndarray, n_titles: int,
-                       view: str) -> Examples:
+                       view: str, recent: int = 0) -> Examples:
     """Every kept watch of X of `user_rows` but their first as an example, read against the watches before it
-    (view "next_watch") or every other watch of X ("leave_one_out"); titles outside the pool are left out."""
+    (view "next_watch") or every other watch of X ("leave_one_out"); titles outside the pool are left out.
+    `recent` > 0: only each user's last `recent` watches are examples (the history they are read against stays)."""
     starts = index.offsets[:-1].cpu().numpy()
     lengths = index.lengths[user_rows]
     owners = np.repeat(user_rows, lengths)
@@ -90,6 +91,8 @@ def history_candidates(index: HistoryIndex, user_rows: np.ndarray, pool: np.ndar
     in_pool = np.zeros(n_titles, dtype=bool)
     in_pool[pool] = True
     keep = (cuts >= 1) & in_pool[titles]
+    if recent > 0:
+        keep &= cuts >= index.lengths[owners] - recent
     owners, cuts, titles = owners[keep], cuts[keep], titles[keep]
     if view == "next_watch":
         return Examples(owners, cuts, np.full(len(owners), -1), titles)

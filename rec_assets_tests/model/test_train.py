@@ -207,6 +207,26 @@ def test_examples_come_from_x_and_y_only_and_never_read_their_own_title():
         assert all(from_x)  # an example from X never reads its own title
 
 
+def test_only_each_users_last_watches_are_examples_when_next_watch_recent_is_set(problem):
+    """next_watch_recent=N keeps the examples of each user's last N watches of X (positions counted from the
+    end); with leave-one-out they still read every other watch of X."""
+    users, items = problem.train_users, problem.train_items
+    model = build_model("attention_no_id", items, users, **SMALL)
+    every = prepare_training(model, items, users, problem.train_positives,
+                             TrainConfig(next_watch_recent=0), torch.device("cpu")).next_watch
+    last = prepare_training(model, items, users, problem.train_positives,
+                            TrainConfig(next_watch_recent=3), torch.device("cpu")).next_watch
+    lengths = np.diff(users.history_offsets)
+    assert np.bincount(last.owners).max() == 3 and len(last) < len(every)
+    assert (last.skips >= lengths[last.owners] - 3).all()  # the position left out is one of the last three
+    assert (last.cuts == lengths[last.owners]).all()  # read against the whole of X but that watch
+    kept = set(zip(last.owners.tolist(), last.skips.tolist()))
+    assert kept == {(o, k) for o, k in zip(every.owners.tolist(), every.skips.tolist())
+                    if k >= lengths[o] - 3}
+    with pytest.raises(ValueError, match="next_watch_recent"):
+        TrainConfig(next_watch_recent=-1)
+
+
 def test_next_watch_examples_are_drawn_per_user_and_epoch_deterministically(problem):
     def run(per_user, seed=0):
         config = TrainConfig(epochs=1, batch_size=128, seed=seed, next_watch_per_user=per_user)
