@@ -275,8 +275,8 @@ class TrainingResource(ConfigurableResource):
     loss: str = setting("REC_LOSS", TRAIN.loss, "sampled_softmax (in-batch + uniform negatives, logQ-corrected) "
                         "or bce (the paper's, negative_rate uniform negatives).")
     next_watch_per_user: int = Field(default=TRAIN.next_watch_per_user, description="Examples drawn from X per user "
-                                     "and epoch besides the Y labels (0: Y only, the paper's setup; -1: every watch "
-                                     "within max_history_examples).")
+                                     "and epoch besides the Y labels, among the last next_watch_recent (0: Y only, "
+                                     "the paper's setup; -1: all of them within max_history_examples).")
     max_history_examples: int = Field(default=TRAIN.max_history_examples, description="At most this many examples "
                                       "from X per epoch: the largest equal per-user cap that fits (0: no budget).")
     next_watch_recent: int = Field(default=TRAIN.next_watch_recent, description="Only each user's last N "

@@ -59,9 +59,8 @@ class TrainConfig:
     negative_rate: int = 20  # bce: negatives per positive, 1..30 (paper: stable above 20)
     mixed_negatives: int = 512  # sampled_softmax: uniform titles shared by a batch's rows (0: in-batch only)
     logq_correction: bool = True  # sampled_softmax: subtract log q (expected draws of the title into the batch)
-    # examples drawn from X per training user and epoch (0: Y labels only, the paper; -1: every watch, within the
-    # budget below). Every watch measured better on MovieLens (docs/training.md) but its towers failed the
-    # loss-decreased check on the simulator's tiny preset, so the default stays 32 until that is understood
+    # examples drawn from X per training user and epoch, among those next_watch_recent keeps (0: Y labels only,
+    # the paper; -1: all of them, within the budget below). With the default last 32 watches, 32 takes them all
     next_watch_per_user: int = 32
     # at most this many examples from X per epoch, as the largest equal per-user cap that fits (light users keep
     # every watch), so an epoch's cost stays bounded: MovieLens 100k fits whole, the simulator's default week
