@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from dagster import AssetKey, AssetMaterialization, DagsterInstance
 
-from rec_assets.bench.compare.cli import main
+from rec_assets.bench.compare.cli import main, two_tower_configs
 from rec_assets.bench.compare.inputs import recorded_training, week_checkpoints
 from rec_assets.bench.compare.protocols import PLATFORM_TRAINING
 from rec_assets.bench.compare.records import RECORD_KEYS, record_system, write_cold_start
@@ -94,6 +94,14 @@ def test_tuning_is_stated_and_reads_the_first_week_only(compared):
 
 def test_two_tower_training_for_holdout_is_the_platforms():
     assert PLATFORM_TRAINING == TrainingResource().train_config()
+
+
+def test_every_two_tower_system_named_trains_with_the_platforms_settings_and_the_overrides():
+    training = PLATFORM_TRAINING.with_overrides(["epochs=2"])
+    configs = two_tower_configs(["lightfm", "two_tower:attention_no_id", "two_tower:categorical"], training, 1)
+    assert set(configs) == {"two_tower:attention_no_id", "two_tower:categorical"}
+    assert all(c.train == training and c.train.epochs == 2 for c in configs.values())
+    assert configs["two_tower:categorical"].variant == "categorical"
 
 
 def test_training_seconds_come_from_the_run_that_wrote_that_very_checkpoint(materialised, rec_home, tmp_path):

@@ -61,6 +61,12 @@ def _ablate_week(ablation, train: WeekData, score: WeekData, vocabulary: pd.Data
 DATASETS = {"simulator": "simulator", "movielens": "movielens-100k", "movielens-100k": "movielens-100k"}
 
 
+def two_tower_configs(systems: Sequence[str], training, threads: int) -> dict[str, TwoTowerConfig]:
+    """The training settings of every two-tower system named, whichever protocol names it: the platform's
+    settings with the run's `--train` overrides, never the library defaults."""
+    return {s: TwoTowerConfig(s.split(":", 1)[1], training, threads) for s in systems if s.startswith("two_tower:")}
+
+
 def _names(text: str | None, default: Sequence[str]) -> list[str]:
     if text is None:
         return list(default)
@@ -187,8 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             tune_week = args.tune_week or weeks[0]
             tuning: dict[str, dict] = {}
-            configs: dict[str, Any] = {f"two_tower:{v}": TwoTowerConfig(v, training, args.threads)
-                                       for v in [*holdout_variants, *(p.split(":", 1)[1] for p in ablation_peers)]}
+            configs: dict[str, Any] = two_tower_configs([*peers, *holdout_peers, *ablation_peers], training,
+                                                        args.threads)
             if args.grid != "none":
                 tune_train, _, _ = week_inputs(conn, artifacts, tune_week, lengths)
                 for peer in peers:
