@@ -1,6 +1,6 @@
 """Data-parallel training with torch.distributed DistributedDataParallel, launched by torchrun (pure torch code).
 
-The one loop of ``rec_assets.model.train.train`` with ``distributed=True``: one shard of each global batch per
+The one loop of ``rec_assets.model.train.train`` with this rank and world size: one shard of each global batch per
 rank, gradients all-reduced, every draw identical on every rank, so the weights equal single-process training up
 to summation order (``gloo`` on CPU, ``nccl`` on GPU). Normally run through Dagster Pipes, which rank 0 reports
 its checkpoint to (``rec_assets/defs/distributed.py``)::
@@ -74,10 +74,13 @@ def train_distributed(variant: str, items: ItemFeatures, users: UserData, positi
                       config: TrainConfig = TrainConfig(), on_progress: Callable[[dict], None] | None = None,
                       **model_overrides) -> TrainResult:
     """``train_variant`` across the ranks of the initialised default process group (the one loop of
-    ``model.train`` with ``distributed=True``); every rank returns the same result. Without a group: one rank."""
+    ``model.train`` with this process's rank and the group's world size); every rank returns the same result.
+    Without a group: one rank."""
     if resolve_device(config.device).type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    return train_variant(variant, items, users, positives, config, on_progress, distributed=True,
+    grouped = dist.is_initialized()
+    return train_variant(variant, items, users, positives, config, on_progress,
+                         rank=dist.get_rank() if grouped else 0, world_size=dist.get_world_size() if grouped else 1,
                          **model_overrides)
 
 

@@ -1,4 +1,4 @@
-"""The one training loop, in one process or on every rank of a DDP group (``distributed=True``).
+"""The one training loop, in one process (world size 1) or as one rank of a DDP group (``rank``, ``world_size``).
 
 An example is (user, history prefix, title): the user tower reads the user's watches before the title, the item
 tower the title. Y labels are examples with all of X as history (the paper's setup); `next_watch_per_user` adds,
@@ -348,26 +348,30 @@ def ddp_wrap(module: nn.Module) -> nn.Module:
 
 def train_variant(variant: str, items: ItemFeatures, users: UserData, positives: Interactions,
                   config: TrainConfig = TrainConfig(), on_progress: Callable[[dict], None] | None = None,
-                  distributed: bool = False, **model_overrides) -> TrainResult:
+                  rank: int = 0, world_size: int = 1, **model_overrides) -> TrainResult:
     """Build `variant` (initialised from config.seed) and train it."""
     model = build_model(variant, items, users, seed=config.seed, **model_overrides)
-    return train(model, items, users, positives, config, on_progress, distributed=distributed)
+    return train(model, items, users, positives, config, on_progress, rank=rank, world_size=world_size)
 
 
 def train(model: TwoTowerModel, items: ItemFeatures, users: UserData, positives: Interactions,
           config: TrainConfig = TrainConfig(), on_progress: Callable[[dict], None] | None = None,
-          distributed: bool = False) -> TrainResult:
+          rank: int = 0, world_size: int = 1) -> TrainResult:
     """Train `model` (built by variants.build_model on these items/users) on history `users` -> `positives`, in
     place; returned in the result with the best validation epoch restored, on the CPU.
 
-    `distributed`: this process is one rank of the initialised default process group; each global batch is cut
-    into one shard of rows per rank, DDP averages the gradients, and every draw is made identically on every rank,
-    so the weights equal single-process training up to floating-point summation order."""
+    `rank` of `world_size` > 1: this process is that rank of the initialised default process group; each global
+    batch is cut into one shard of rows per rank, DDP averages the gradients, and every draw is made identically on
+    every rank, so the weights equal single-process training up to floating-point summation order."""
     started = time.perf_counter()
-    world = dist.get_world_size() if distributed and dist.is_initialized() else 1
-    rank = dist.get_rank() if world > 1 else 0
+    world = world_size
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not one of world size {world}")
+    if world > 1 and not (dist.is_initialized() and dist.get_world_size() == world and dist.get_rank() == rank):
+        raise ValueError(f"rank {rank} of world size {world} needs an initialised process group of that size "
+                         "and rank (torch.distributed.init_process_group)")
     device = resolve_device(config.device)
-    if device.type == "cuda" and distributed:
+    if device.type == "cuda" and world > 1:
         device = torch.device("cuda", torch.cuda.current_device())
     positives.validate(users.n_users, items.n_titles)
     if model.config.n_id_titles != int(items.id_known.sum()) or model.config.n_id_users != users.n_users:

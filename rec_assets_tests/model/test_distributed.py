@@ -100,3 +100,13 @@ def test_the_training_problem_round_trips(tmp_path):
     assert np.array_equal(items.synopsis, p.train_items.synopsis) and items.categorical_width == p.train_items.categorical_width
     assert users.feature_cardinalities == p.train_users.feature_cardinalities
     assert np.array_equal(positives.title_rows, p.train_positives.title_rows)
+
+
+def test_rank_and_world_size_are_parameters_checked_against_the_process_group():
+    p = problem()
+    with pytest.raises(ValueError, match="rank 2 is not one of world size 2"):
+        train_variant("categorical", p.train_items, p.train_users, p.train_positives, TrainConfig(epochs=1),
+                      rank=2, world_size=2)
+    with pytest.raises(ValueError, match="needs an initialised process group"):
+        train_variant("categorical", p.train_items, p.train_users, p.train_positives, TrainConfig(epochs=1),
+                      rank=1, world_size=2)
