@@ -14,7 +14,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 from dagster import (
-    AssetDep,
     AssetExecutionContext,
     ConfigurableResource,
     DataVersion,
@@ -26,9 +25,8 @@ from dagster import (
 from pydantic import Field
 
 from rec_assets.asset_io import DISTRIBUTED_GROUP, CheckpointRef, tower_asset_name
-from rec_assets.defs.partitions import EVENTS_OF_SCORING_WEEK, SCORING_WEEKS
 from rec_assets.defs.resources import ArtifactsResource, TrainingResource, WarehouseResource, WindowsResource, setting
-from rec_assets.defs.week_inputs import FEATURE_INPUTS, feature_hashes, load_feature_week
+from rec_assets.defs.week_inputs import TOWER_INPUTS, feature_hashes, load_feature_week
 from rec_assets.model.data import Interactions, ItemFeatures, UserData
 from rec_assets.model.distributed import problem_arrays
 from rec_assets.model.train import TrainConfig
@@ -99,9 +97,7 @@ def build_distributed_tower_asset(variant: str = "attention_id"):
         group_name=DISTRIBUTED_GROUP,
         kinds={"pytorch"},
         pool=TRAINING_POOL,
-        partitions_def=SCORING_WEEKS,
-        ins=FEATURE_INPUTS,
-        deps=["week_titles", "raw_users", AssetDep("raw_watch_events", partition_mapping=EVENTS_OF_SCORING_WEEK)],
+        **TOWER_INPUTS,
         code_version=f"tower-ddp-v2-{variant}",
         description=f"Two-tower model '{variant}' trained with DistributedDataParallel under torchrun, launched "
                     "through Dagster Pipes; the same training as the in-process tower, split across processes.",

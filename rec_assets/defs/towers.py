@@ -17,7 +17,6 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetDep,
     AssetExecutionContext,
     AssetsDefinition,
     MetadataValue,
@@ -25,9 +24,8 @@ from dagster import (
 )
 
 from rec_assets.asset_io import CheckpointRef, tower_asset_name
-from rec_assets.defs.partitions import EVENTS_OF_SCORING_WEEK, SCORING_WEEKS
 from rec_assets.defs.resources import ArtifactsResource, TrainingResource, WarehouseResource, WindowsResource
-from rec_assets.defs.week_inputs import FEATURE_INPUTS, artifact_output, feature_hashes, load_feature_week
+from rec_assets.defs.week_inputs import TOWER_INPUTS, artifact_output, feature_hashes, load_feature_week
 from rec_assets.model.checkpoint import embed_items, load_checkpoint, save_checkpoint
 from rec_assets.model.train import train_variant
 from rec_assets.model.variants import VARIANTS
@@ -95,9 +93,7 @@ def build_tower_asset(variant: str) -> AssetsDefinition:
         name=name,
         group_name=TOWERS_GROUP,
         kinds={"pytorch"},
-        partitions_def=SCORING_WEEKS,
-        ins=FEATURE_INPUTS,
-        deps=["week_titles", "raw_users", AssetDep("raw_watch_events", partition_mapping=EVENTS_OF_SCORING_WEEK)],
+        **TOWER_INPUTS,
         code_version=f"tower-v3-{variant}",
         check_specs=[AssetCheckSpec(n, asset=name, blocking=True) for n in check_names],
         description=f"Two-tower model '{variant}': {VARIANTS[variant].description}. Trained on X -> Y of the week.",

@@ -9,14 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from dagster import AssetExecutionContext, AssetIn, DataVersion, Output
+from dagster import AssetDep, AssetExecutionContext, AssetIn, DataVersion, Output
 
 from rec_assets.asset_io import FEATURE_ASSETS, load_week_phase
+from rec_assets.defs.partitions import EVENTS_OF_SCORING_WEEK, SCORING_WEEKS
 from rec_assets.model.inputs import WeekData
 from rec_assets.storage.artifacts import ArtifactRef
 
 # Feature kind -> the input of that feature asset, of the same scoring week.
 FEATURE_INPUTS = {kind: AssetIn(name) for kind, name in FEATURE_ASSETS.items()}
+# What every tower of a scoring week reads, in process or under torchrun: the feature artifacts, and the tables
+# its examples come from (the events of every week of its history windows).
+TOWER_INPUTS: dict[str, Any] = {
+    "partitions_def": SCORING_WEEKS,
+    "ins": FEATURE_INPUTS,
+    "deps": ["week_titles", "raw_users", AssetDep("raw_watch_events", partition_mapping=EVENTS_OF_SCORING_WEEK)],
+}
 
 
 def feature_hashes(categorical: ArtifactRef, synopsis: ArtifactRef, cover_art: ArtifactRef) -> dict[str, str]:
