@@ -79,7 +79,7 @@ def audit_recommendation(instance: DagsterInstance, warehouse_db: WarehouseResou
             raise ValueError(f"no materialisation of {tower_asset_name(variant)} for {week} in run {run_id}")
         metadata = record.asset_materialization.metadata
         trail.checkpoints[variant] = {
-            "asset": tower_asset_name(variant), "run_id": record.run_id, "path": metadata["path"].value,
+            "asset": tower_asset_name(variant), "run_id": record.run_id, "path": metadata["artifact_path"].value,
             "sha256": metadata["sha256"].value, "matches": metadata["sha256"].value == sha256,
             "inputs": metadata["input_data_versions"].value,
         }
@@ -90,7 +90,7 @@ def audit_recommendation(instance: DagsterInstance, warehouse_db: WarehouseResou
             trail.features[kind] = {
                 "asset": FEATURE_ASSETS[kind],
                 "content_hash": content_hash,
-                "path": feature.asset_materialization.metadata["path"].value,
+                "path": feature.asset_materialization.metadata["artifact_path"].value,
                 "run_id": feature.run_id,
             }
     return trail

@@ -47,6 +47,7 @@ def load_feature_week(context: AssetExecutionContext, warehouse_db: Any, windows
 def artifact_output(value: Any, path: Path | str, content_hash: str, metadata: dict,
                     hash_name: str = "content_hash") -> Output:
     """The ``Output`` of an artifact written at ``path``: its data version is the content hash (24 characters),
-    and its metadata names the path and the hash (under ``hash_name``) before ``metadata``."""
+    and its metadata names the path (``artifact_path``: the IO manager writes its own ``path``, the pickled
+    reference's, over a key of that name) and the hash (under ``hash_name``) before ``metadata``."""
     return Output(value, data_version=DataVersion(content_hash[:24]),
-                  metadata={"path": str(path), hash_name: content_hash, **metadata})
+                  metadata={"artifact_path": str(path), hash_name: content_hash, **metadata})

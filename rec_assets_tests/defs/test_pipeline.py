@@ -4,6 +4,8 @@ One materialisation (a session fixture) backs every test here: the tables it lea
 and the lineage from a recommendation row back to its checkpoint, run and inputs.
 """
 
+from pathlib import Path
+
 import duckdb
 import pytest
 from dagster import AssetKey
@@ -12,6 +14,7 @@ from rec_assets.definitions import build_definitions
 from rec_assets.defs.jobs import OPT_IN_ASSETS
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.model.variants import VARIANTS
+from rec_assets.storage.hashing import file_sha256
 
 defs = build_definitions()
 
@@ -111,7 +114,11 @@ def test_the_audit_walks_from_a_recommendation_to_checkpoint_features_and_window
     assert {r["list"] for r in trail.recommendations} == {"all", "new_this_week"}
     assert set(trail.checkpoints) == {"attention_id", "attention_no_id"}
     assert all(info["matches"] for info in trail.checkpoints.values())
+    # The trail names the checkpoint and artifact files themselves, which hash as recorded.
+    assert all(file_sha256(info["path"]) == info["sha256"] and info["path"].endswith(f"{WEEK}.pt")
+               for info in trail.checkpoints.values())
     assert set(trail.features) == {"categorical", "synopsis", "cover_art"}
+    assert all(Path(info["path"]).is_dir() and "/features/" in info["path"] for info in trail.features.values())
     assert [w["window_name"] for w in trail.windows] == ["X", "X_prime", "Y", "Y_prime"]
     text = "\n".join(trail.lines())
     assert f"user {user}" in text and "tower_checkpoint_attention_id" in text

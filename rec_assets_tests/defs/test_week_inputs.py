@@ -46,7 +46,7 @@ def test_artifact_output_versions_by_content_and_names_path_and_hash_first():
     assert isinstance(out, Output) and out.value == "ref"
     assert out.data_version == DataVersion(content_hash[:24])
     assert list(out.metadata) == ["path", "content_hash", "titles"]
-    assert out.metadata["path"].value == "/artifacts/x" and out.metadata["content_hash"].value == content_hash
+    assert out.metadata["artifact_path"].value == "/artifacts/x" and out.metadata["content_hash"].value == content_hash
     checkpoint = artifact_output("ref", "/c.pt", content_hash, {}, hash_name="sha256")
     assert list(checkpoint.metadata) == ["path", "sha256"]
 
