@@ -335,9 +335,9 @@ def _load_output(instance, key, week):
     """The stored output (an ArtifactRef or CheckpointRef) of ``key`` for ``week``, read back through the io manager."""
     import pickle
 
-    from rec_assets.defs.resources import rec_home
+    from rec_assets.defs.resources import ArtifactsResource, from_environment, resolved
 
-    path = rec_home() / "artifacts" / "refs" / "/".join(key.path) / week
+    path = resolved(from_environment(ArtifactsResource)).path("refs", *key.path, week)  # ArtifactRefsIOManager's
     with open(path, "rb") as handle:
         return pickle.load(handle)
 

@@ -258,6 +258,17 @@ class ArtifactsResource(ConfigurableResource):
         return base.joinpath(*parts)
 
 
+class ArtifactRefsIOManager(dg.ConfigurableIOManagerFactory):
+    """The small references (artifact paths and hashes) assets pass each other, pickled one file per partition
+    under the artifacts root (``refs/``): a run with its own ``REC_ARTIFACTS`` never reads or overwrites another
+    root's references, and the root is read when a run starts, not when the code loads."""
+
+    artifacts: ArtifactsResource
+
+    def create_io_manager(self, context: dg.InitResourceContext):
+        return dg.FilesystemIOManager(base_dir=str(self.artifacts.path("refs"))).create_io_manager(context)
+
+
 # The training library's defaults; the fields below that differ are sized for the platform's 2-core CPU.
 TRAIN = TrainConfig()
 
@@ -320,7 +331,6 @@ def resources() -> dg.Definitions:
             "evaluation": from_environment(EvaluationResource),
             "distributed_training": from_environment(DistributedTrainingResource),
             "pipes_client": dg.PipesSubprocessClient(),
-            # Small references (artifact paths and hashes) passed between assets, one file per partition.
-            "io_manager": dg.FilesystemIOManager(base_dir=str(rec_home() / "artifacts" / "refs")),
+            "io_manager": ArtifactRefsIOManager(artifacts=from_environment(ArtifactsResource)),
         }
     )

@@ -45,10 +45,10 @@ def test_artifact_output_versions_by_content_and_names_path_and_hash_first():
     out = artifact_output("ref", "/artifacts/x", content_hash, {"titles": 3})
     assert isinstance(out, Output) and out.value == "ref"
     assert out.data_version == DataVersion(content_hash[:24])
-    assert list(out.metadata) == ["path", "content_hash", "titles"]
+    assert list(out.metadata) == ["artifact_path", "content_hash", "titles"]
     assert out.metadata["artifact_path"].value == "/artifacts/x" and out.metadata["content_hash"].value == content_hash
     checkpoint = artifact_output("ref", "/c.pt", content_hash, {}, hash_name="sha256")
-    assert list(checkpoint.metadata) == ["path", "sha256"]
+    assert list(checkpoint.metadata) == ["artifact_path", "sha256"]
 
 
 def test_the_module_defines_no_dagster_definition():
@@ -56,3 +56,24 @@ def test_the_module_defines_no_dagster_definition():
              ConfigurableResource, Definitions)
     assert [name for name, value in vars(week_inputs).items() if isinstance(value, kinds)] == []
     assert load_assets_from_modules([week_inputs]) == []
+
+
+def test_references_between_assets_are_pickled_under_the_runs_own_artifacts_root(tmp_path):
+    from dagster import DagsterInstance, asset, materialize
+
+    from rec_assets.defs.resources import ArtifactRefsIOManager, ArtifactsResource
+
+    @asset
+    def upstream() -> dict:
+        return {"path": "x"}
+
+    @asset
+    def downstream(upstream: dict) -> dict:
+        return upstream
+
+    for root in (tmp_path / "one", tmp_path / "two"):
+        io_manager = ArtifactRefsIOManager(artifacts=ArtifactsResource(root=str(root)))
+        result = materialize([upstream, downstream], resources={"io_manager": io_manager},
+                             instance=DagsterInstance.ephemeral())
+        assert result.success and result.output_for_node("downstream") == {"path": "x"}
+        assert sorted(p.name for p in (root / "refs").iterdir()) == ["downstream", "upstream"]
