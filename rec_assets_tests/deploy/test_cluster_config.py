@@ -51,7 +51,7 @@ def storage_location(key: str, resource) -> Path | str:
         return resolved(resource).location()
     if key == "artifacts":
         return resolved(resource).path()
-    return resource.base_dir  # FilesystemIOManager
+    return resolved(resource.artifacts).path("refs")  # ArtifactRefsIOManager: under the artifacts root
 
 
 def test_the_cluster_code_location_runs_steps_as_kubernetes_jobs(shared):
