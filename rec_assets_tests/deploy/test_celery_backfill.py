@@ -14,10 +14,10 @@ Checked: every run succeeded; every step of every run was executed by a Celery w
 worker writes names it), and both workers executed steps; against an in-process run of the same ingestion and
 weeks (``execute_in_process``) into another REC_HOME and Parquet store: every table (rows sorted, run ids left
 out, REC_HOME in the image paths written as ``$REC_HOME``), every file of every feature artifact (sha256;
-meta.json without its wall-clock fields), and every checkpoint's weights and training record (sha256). A
-checkpoint file's own sha256 differs between any two runs, local ones too: it records its features'
-directory hashes, which cover meta.json's timings (``seconds``, ``items_per_second``, ``images_per_second``);
-the test checks that each recorded hash is that of its own run's directory. Both wall times are printed, and
+meta.json without its wall-clock fields), and every checkpoint's weights and training record (sha256). The
+test does not require the checkpoint files themselves to be byte-identical (they record their features'
+directory hashes); it checks that each recorded hash is that of its own run's directory. Since the feature
+timings left the hashed content the files have matched too (``checkpoint_files_byte_identical`` in the report). Both wall times are printed, and
 written as JSON to ``$REC_CELERY_REPORT`` when it is set. Weeks: 2026-10-12, 2026-10-19 and 2026-11-02 of the tiny preset
 (2026-10-26 fails the loss check of a tower on tiny, which skips that week's evaluation).
 """
@@ -238,8 +238,7 @@ def test_feature_artifacts_equal_the_local_run(runs):
 
 
 def test_checkpoints_equal_the_local_run(runs):
-    """The same weights and training record; the feature hashes a checkpoint records are its own run's (they
-    cover meta.json's wall-clock fields, so they, and the checkpoint file's sha256, differ between any two runs)."""
+    """The same weights and training record; the feature hashes a checkpoint records are its own run's."""
     local = checkpoints(runs["local"] / "rec_home")
     distributed = checkpoints(runs["distributed"] / "rec_home")
     assert sorted(local) == [f"checkpoints/attention_id/{week}.pt" for week in WEEKS]
