@@ -50,3 +50,19 @@ def materialised(tiny_instance):
     from rec_assets.defs.partitions import SCORING_WEEKS
 
     return [stage.execute(tiny_instance) for stage in run_stages(build_definitions(), [SCORING_WEEKS.get_last_partition_key()])]
+
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the groups into test ids
+def pytest_collection_modifyitems(items):
+    """Under `pytest -n 2 --dist loadgroup` (`make test`) a module's tests stay in one worker, so its module
+    fixtures are built once; the modules that need the session's materialised week form one group, so only one
+    worker materialises it. The slow groups go first, so that neither worker is left with one of them at the end."""
+    needing_the_week = {item.module.__name__ for item in items if "materialised" in getattr(item, "fixturenames", ())}
+
+    def group(item) -> str:
+        return "materialised" if item.module.__name__ in needing_the_week else item.module.__name__
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1 if group(item) == "materialised" else 2)

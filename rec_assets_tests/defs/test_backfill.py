@@ -55,7 +55,7 @@ from rec_assets.defs.resources import WarehouseResource
 from rec_assets.defs.split import SPLIT_GROUP
 from rec_assets_tests.ui.server import ARTIFACTS, dagster_ui, prepare_dagster_home
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 ALL_WEEKS = SCORING_WEEKS.get_partition_keys()
 WEEKS = ALL_WEEKS[-4:]
@@ -64,7 +64,7 @@ CLI_WEEK = WEEKS[-1]
 PROJECT = Path(__file__).resolve().parents[2]
 UNPARTITIONED = ["raw_titles", "raw_users"]
 SPLIT_JOB = "split_weeks"
-BACKFILL_TIMEOUT_S = 600
+BACKFILL_TIMEOUT_S = 1200
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
