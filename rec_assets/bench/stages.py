@@ -18,7 +18,6 @@ import numpy as np
 
 PRODUCTION_VARIANT = "attention_id"
 SPLIT_ASSETS = ("split_windows", "cold_start_titles", "title_popularity", "week_titles")
-FEATURE_ASSETS = ("title_categorical_features", "title_synopsis_embeddings", "title_cover_art_embeddings")
 
 
 def configure_env(preset: str, home: Path, epochs: int | None = None) -> None:
@@ -282,13 +281,15 @@ def seed_cache(args) -> dict:
 
 
 def stage_features(args) -> dict:
+    from rec_assets.asset_io import FEATURE_ASSETS
+
     defs, instance = _defs_and_instance()
     week = _latest_week()
     started = time.perf_counter()
-    result = _execute(defs, instance, FEATURE_ASSETS, week)
+    result = _execute(defs, instance, tuple(FEATURE_ASSETS.values()), week)
     seconds = time.perf_counter() - started
     out = {"scoring_week": week, "seconds": round(seconds, 2)}
-    for key in FEATURE_ASSETS:
+    for key in FEATURE_ASSETS.values():
         meta = _materialization_metadata(result, key)
         out[key] = {k: meta[k] for k in ("titles", "seconds", "images_computed", "images_from_cache", "missing",
                                          "weights_used") if k in meta}
@@ -313,15 +314,14 @@ def stage_train(args) -> dict:
 
 def _week_data(phase: str):
     from rec_assets.model.inputs import load_week
-    from rec_assets.asset_io import load_week_catalogue
+    from rec_assets.asset_io import FEATURE_ASSETS, load_week_catalogue
 
     defs, instance = _defs_and_instance()
     week = _latest_week()
     refs = {}
     from dagster import AssetKey
 
-    for name, key in (("categorical", FEATURE_ASSETS[0]), ("synopsis", FEATURE_ASSETS[1]),
-                      ("cover_art", FEATURE_ASSETS[2])):
+    for name, key in FEATURE_ASSETS.items():
         refs[name] = _load_output(instance, AssetKey(key), week)
     warehouse = defs.resources["warehouse_db"]
     catalogue = load_week_catalogue(warehouse, week)
@@ -333,13 +333,10 @@ def _week_data(phase: str):
 
 def _load_output(instance, key, week):
     """The stored output (an ArtifactRef or CheckpointRef) of ``key`` for ``week``, read back through the io manager."""
-    import pickle
-
     from rec_assets.defs.resources import ArtifactsResource, from_environment, resolved
+    from rec_assets.storage.artifacts import load_stored_ref
 
-    path = resolved(from_environment(ArtifactsResource)).path("refs", *key.path, week)  # ArtifactRefsIOManager's
-    with open(path, "rb") as handle:
-        return pickle.load(handle)
+    return load_stored_ref(resolved(from_environment(ArtifactsResource)).path(), key.path, week)
 
 
 def _windows(defs, week: str):

@@ -26,6 +26,7 @@ from rec_assets.sources.canonical import SOURCE_KINDS, CanonicalSource, open_sou
 from rec_assets.sources.protocol import DEFAULT_EARLIEST_EVENT, DEFAULT_FUTURE_SLACK_DAYS, TimestampBounds
 from rec_assets.sources.simulator import config_for, ensure_generated, simulator_span
 from rec_assets.split.windows import WindowLengths
+from rec_assets.storage.artifacts import REFS_FOLDER
 from rec_assets.storage.duckdb_file import require_warehouse
 from rec_assets.storage.object_store import AwsSettings
 from rec_assets.storage.parquet import DUCKDB_STORE, TableStore, is_duckdb_store
@@ -266,7 +267,7 @@ class ArtifactRefsIOManager(dg.ConfigurableIOManagerFactory):
     artifacts: ArtifactsResource
 
     def create_io_manager(self, context: dg.InitResourceContext):
-        return dg.FilesystemIOManager(base_dir=str(self.artifacts.path("refs"))).create_io_manager(context)
+        return dg.FilesystemIOManager(base_dir=str(self.artifacts.path(REFS_FOLDER))).create_io_manager(context)
 
 
 # The training library's defaults; the fields below that differ are sized for the platform's 2-core CPU.

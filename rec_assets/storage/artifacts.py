@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +86,25 @@ def write_artifact(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return content_hash
+
+
+# Where the references io manager pickles each asset partition's output, under the artifacts root.
+REFS_FOLDER = "refs"
+
+
+def stored_refs_folder(artifacts_root: Path, asset: Sequence[str]) -> Path:
+    """The folder of ``asset``'s (its key path) stored outputs, one file per partition."""
+    return Path(artifacts_root).joinpath(REFS_FOLDER, *asset)
+
+
+def stored_ref_path(artifacts_root: Path, asset: Sequence[str], partition: str) -> Path:
+    return stored_refs_folder(artifacts_root, asset) / partition
+
+
+def load_stored_ref(artifacts_root: Path, asset: Sequence[str], partition: str):
+    """The output (an ``ArtifactRef`` or ``CheckpointRef``) an asset handed on for ``partition``, read outside a run."""
+    path = stored_ref_path(artifacts_root, asset, partition)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no stored output of {'/'.join(asset)} for {partition}; materialise it first")
+    with open(path, "rb") as handle:
+        return pickle.load(handle)

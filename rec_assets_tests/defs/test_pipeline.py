@@ -146,13 +146,13 @@ def test_attention_without_id_ranks_a_watched_cold_title_above_unwatched_ones_mo
     from rec_assets.model.checkpoint import embed_items, embed_users, load_checkpoint
     from rec_assets.split.windows import WindowLengths, week_windows
     from rec_assets.sqlmodels.runner import query
-    import pickle
+    from rec_assets.storage.artifacts import load_stored_ref
 
-    refs_root = defs.resources["artifacts"].path("refs")
-    refs = {kind: pickle.loads((refs_root / asset / WEEK).read_bytes()) for kind, asset in
+    artifacts_root = defs.resources["artifacts"].path()
+    refs = {kind: load_stored_ref(artifacts_root, [asset], WEEK) for kind, asset in
             [("categorical", "title_categorical_features"), ("synopsis", "title_synopsis_embeddings"),
              ("cover_art", "title_cover_art_embeddings")]}
-    checkpoint = pickle.loads((refs_root / "tower_checkpoint_attention_no_id" / WEEK).read_bytes())
+    checkpoint = load_stored_ref(artifacts_root, ["tower_checkpoint_attention_no_id"], WEEK)
     window = SCORING_WEEKS.time_window_for_partition_key(WEEK)
     catalogue = query(warehouse, ANALYSES["week_catalogue"], {"scoring_week": WEEK}).df()
     score = load_week(warehouse, week_windows(window.start, window.end, WindowLengths()), catalogue,

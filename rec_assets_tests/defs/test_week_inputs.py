@@ -21,7 +21,7 @@ from rec_assets.asset_io import FEATURE_ASSETS
 from rec_assets.defs import week_inputs
 from rec_assets.defs.evaluation import SCORES_A_WEEK
 from rec_assets.defs.week_inputs import FEATURE_INPUTS, artifact_output, feature_hashes
-from rec_assets.storage.artifacts import ArtifactRef
+from rec_assets.storage.artifacts import ArtifactRef, stored_refs_folder
 
 
 def _ref(kind: str) -> ArtifactRef:
@@ -76,4 +76,4 @@ def test_references_between_assets_are_pickled_under_the_runs_own_artifacts_root
         result = materialize([upstream, downstream], resources={"io_manager": io_manager},
                              instance=DagsterInstance.ephemeral())
         assert result.success and result.output_for_node("downstream") == {"path": "x"}
-        assert sorted(p.name for p in (root / "refs").iterdir()) == ["downstream", "upstream"]
+        assert sorted(p.name for p in stored_refs_folder(root, []).iterdir()) == ["downstream", "upstream"]

@@ -20,6 +20,7 @@ from rec_assets.cli.stages import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START
 from rec_assets.defs.jobs import INGEST_JOB
 from rec_assets.defs.partitions import SCORING_WEEKS
 from rec_assets.defs.resources import ArtifactsResource, WarehouseResource, resolved
+from rec_assets.storage.artifacts import REFS_FOLDER
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = PROJECT_ROOT / "deploy" / "k8s"
@@ -51,7 +52,7 @@ def storage_location(key: str, resource) -> Path | str:
         return resolved(resource).location()
     if key == "artifacts":
         return resolved(resource).path()
-    return resolved(resource.artifacts).path("refs")  # ArtifactRefsIOManager: under the artifacts root
+    return resolved(resource.artifacts).path(REFS_FOLDER)  # ArtifactRefsIOManager: under the artifacts root
 
 
 def test_the_cluster_code_location_runs_steps_as_kubernetes_jobs(shared):

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from rec_assets.asset_io import FEATURE_ASSETS
 from rec_assets.bench.compare.protocols import COLUMNS
 from rec_assets.model.inputs import WeekData
 from rec_assets.model.variants import VARIANTS
+from rec_assets.storage.artifacts import load_stored_ref, stored_refs_folder
 
 __all__ = ["FEATURE_ASSETS", "ORACLES", "encoders_label", "feature_refs", "find_oracle_factors",
            "materialised_weeks", "mean_attention", "recorded_training", "stored_rows", "week_checkpoints",
@@ -33,26 +35,16 @@ def encoders_label(artifacts: Path, week: str) -> str:
         return "unknown"
 
 
-FEATURE_ASSETS = {"categorical": "title_categorical_features", "synopsis": "title_synopsis_embeddings",
-                  "cover_art": "title_cover_art_embeddings"}
-
-
 def materialised_weeks(artifacts: Path) -> list[str]:
     """Weeks with all three feature artifact references."""
-    sets = [{p.name for p in (artifacts / "refs" / a).glob("*")} if (artifacts / "refs" / a).is_dir() else set()
-            for a in FEATURE_ASSETS.values()]
+    folders = [stored_refs_folder(artifacts, [asset]) for asset in FEATURE_ASSETS.values()]
+    sets = [{p.name for p in folder.glob("*")} if folder.is_dir() else set() for folder in folders]
     return sorted(set.intersection(*sets)) if sets else []
 
 
 def feature_refs(artifacts: Path, week: str) -> dict:
     """kind -> the ``ArtifactRef`` of the week's feature asset (as the asset handed it on)."""
-    import pickle
-
-    refs = {}
-    for key, asset in FEATURE_ASSETS.items():
-        with open(artifacts / "refs" / asset / week, "rb") as handle:
-            refs[key] = pickle.load(handle)
-    return refs
+    return {key: load_stored_ref(artifacts, [asset], week) for key, asset in FEATURE_ASSETS.items()}
 
 
 def week_inputs(conn, artifacts: Path, week: str, lengths):
