@@ -3,8 +3,8 @@
 The evaluation takes each variant's checkpoint of its own week as an input (a ``CheckpointRef`` loaded
 through the graph), scores X' -> Y' on warm and cold-start candidates, movies and TV apart, and stores
 the metrics in the ``evaluation_metrics`` table, with the paper's Table 1, Table 2 and Figure 4 as
-metadata; on the simulator also the oracle ceilings of the cold-start titles (``oracle_metadata``,
-``oracle_all``). The recommendations are the table the service reads.
+metadata; on the simulator also the oracle rows of the cold-start titles (``oracle_metadata``,
+``oracle_all``, ``oracle_linear_read``). The recommendations are the table the service reads.
 """
 
 import time

@@ -47,7 +47,7 @@ COLD_ROWS: tuple[str, ...] = (
     "concat_no_id", "concat_id", "popularity",
 )
 # Ceilings, evaluated on cold-start titles of the simulator only; shown after the models when present.
-ORACLE_ROWS: tuple[str, ...] = ("oracle_metadata", "oracle_all")
+ORACLE_ROWS: tuple[str, ...] = ("oracle_metadata", "oracle_all", "oracle_linear_read")
 CEILING = "oracle_metadata"
 VARIANT_LABELS: dict[str, str] = {
     "synopsis": "Synopsis",
@@ -62,6 +62,7 @@ VARIANT_LABELS: dict[str, str] = {
     "random": "Random",
     "oracle_metadata": "oracle (metadata)",
     "oracle_all": "oracle (all factors)",
+    "oracle_linear_read": "oracle (true taste, features read linearly)",
 }
 _METRIC_HEADERS: dict[str, str] = {
     "precision": "P@{k}", "recall": "R@{k}", "coverage": "Cov@{k}", "converted_coverage": "ConCov@{k}",

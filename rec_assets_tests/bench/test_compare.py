@@ -235,7 +235,7 @@ def test_oracle_rows_get_per_user_intervals_and_equal_the_stored_ones(compared):
                       metric=metric)
         assert (row["value"] is None) if value is None or math.isnan(value) else \
             row["value"] == pytest.approx(value, abs=1e-9)
-    oracle = [r for r in records if r["system"] in ("oracle_metadata", "oracle_all")]
+    oracle = [r for r in records if r["system"].startswith("oracle")]
     assert {r["protocol"] for r in oracle} == {"weekly_cold"}
     assert all(r["ci_low"] is not None for r in oracle if r["value"] is not None and r["n_users"] > 1)
 

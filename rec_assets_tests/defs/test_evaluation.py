@@ -40,19 +40,22 @@ def test_the_oracle_file_is_the_simulators_and_no_other_sources(tmp_path):
 
 def test_the_simulator_week_has_oracle_rows_for_the_cold_segments_on_the_models_users(week_metrics):
     oracle = week_metrics[week_metrics["variant"].str.startswith("oracle")]
-    assert set(oracle["variant"]) == {"oracle_metadata", "oracle_all"}
+    assert set(oracle["variant"]) == {"oracle_metadata", "oracle_all", "oracle_linear_read"}
     assert set(oracle["candidate_set"]) == {"cold"} and set(oracle["category"]) == {"movie", "tv"}
-    assert oracle.groupby("variant").size().to_dict() == {"oracle_metadata": 8, "oracle_all": 8}
+    assert oracle.groupby("variant").size().to_dict() == {"oracle_metadata": 8, "oracle_all": 8,
+                                                          "oracle_linear_read": 8}
     users = week_metrics[week_metrics["metric"] == "precision"].pivot_table(
         index=["candidate_set", "category"], columns="variant", values="evaluated_users")
     cold = users.loc["cold"]
-    assert (cold["oracle_metadata"] == cold["random"]).all() and (cold["oracle_all"] == cold["random"]).all()
+    assert all((cold[system] == cold["random"]).all()
+               for system in ("oracle_metadata", "oracle_all", "oracle_linear_read"))
     assert oracle["checkpoint_sha256"].isna().all()
 
 
 def test_table2_of_the_tiny_week_shows_the_oracle_rows(week_metrics, tiny_instance):
     markdown = table2_markdown(week_metrics)
     assert "| oracle (metadata) |" in markdown and "| oracle (all factors) |" in markdown
+    assert "| oracle (true taste, features read linearly) |" in markdown
     assert "Share of oracle (metadata) P@6" in markdown
     event = tiny_instance.get_latest_materialization_event(AssetKey("evaluation_metrics"))
     metadata = event.asset_materialization.metadata

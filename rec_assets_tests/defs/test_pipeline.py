@@ -64,7 +64,8 @@ def test_evaluation_holds_every_variant_and_baseline_for_every_segment(warehouse
         "SELECT variant, count(DISTINCT (candidate_set, category, metric)) FROM evaluation_metrics"
         " WHERE scoring_week = $w GROUP BY variant", {"w": WEEK}).fetchall()
     # 2 candidate sets x 2 categories x 4 metrics; the simulator's oracle ceilings rank cold titles only
-    assert dict(rows) == {**{v: 16 for v in [*VARIANTS, "random", "popularity"]}, "oracle_metadata": 8, "oracle_all": 8}
+    assert dict(rows) == {**{v: 16 for v in [*VARIANTS, "random", "popularity"]}, "oracle_metadata": 8, "oracle_all": 8,
+                          "oracle_linear_read": 8}
 
 
 def test_recommendations_exclude_titles_watched_in_the_scoring_history(warehouse):

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rec_assets.evaluation.oracle import ORACLE_SYSTEMS, load_oracle_factors, oracle_top_k
+from rec_assets.evaluation.oracle import (LINEAR_READ_SYSTEM, ORACLE_SYSTEMS, linear_read_latent,
+                                         load_oracle_factors, oracle_top_k)
 from rec_assets.evaluation.scoring import CSR
+from rec_assets.model.data import ItemFeatures
 from rec_assets.sources.simulator import ORACLE_FILE, write_oracle_factors
 
 PACKAGE = Path(__file__).resolve().parents[2] / "rec_assets"
@@ -18,10 +20,10 @@ FIRST_DAY = date(2024, 9, 2)
 PARTS = {"categorical": (0, 2), "synopsis": (2, 3), "cover_art": (3, 4), "idiosyncratic": (4, 6)}
 
 
-def hand_made(tmp_path: Path, seed: int = 0) -> Path:
+def hand_made(tmp_path: Path, seed: int = 0, n_titles: int = 12) -> Path:
     """5 users x 12 titles with random factors, titles 9-12 acquired in week 10 (the scoring week) with a boost."""
     rng = np.random.default_rng(seed)
-    n_users, n_titles = 5, 12
+    n_users = 5
     acquisition_day = np.where(np.arange(n_titles) >= 8, 70, 0)
     write_oracle_factors(tmp_path / ORACLE_FILE, {
         "user_id": np.arange(101, 101 + n_users),
@@ -97,10 +99,11 @@ def test_no_oracle_file_means_no_factors_and_unknown_ids_are_refused(tmp_path):
 
 # Who may name the oracle file or its reader: the simulator writes it, the oracle reads it, the evaluation asset
 # turns the oracle's lists into metric rows. No feature, split, model, tower or peer code may.
-# the writer, the reader, and the two evaluations that rank the oracle rows (the asset, and make compare, which
-# needs them per user for its intervals); no feature, model or training module
+# the writer, the reader, the two evaluations that rank the oracle rows (the asset, and make compare, which
+# needs them per user for its intervals), and the ceiling's diagnostic; no feature, model or training module
 _ALLOWED = {"sources/simulator/__init__.py", "sources/simulator/generator.py", "evaluation/oracle.py",
-            "defs/evaluation.py", "bench/compare/cli.py", "bench/compare/inputs.py", "bench/compare/protocols.py"}
+            "defs/evaluation.py", "bench/compare/cli.py", "bench/compare/inputs.py", "bench/compare/protocols.py",
+            "bench/feature_read.py"}
 _TOKENS = re.compile(r"ORACLE_FILE|oracle_factors|load_oracle_factors|evaluation\.oracle|evaluation import oracle|"
                      r"write_oracle_factors|oracle_arrays|generate_hidden|HiddenFactors")
 
@@ -117,3 +120,51 @@ def test_only_the_oracle_reads_the_hidden_factors():
     body = evaluation_asset.split("def evaluation_metrics(")[1]
     uses = [line for line in body.splitlines() if re.search(r"\boracle\b", line)]
     assert all("oracle_factors_for" in u or "evaluate_oracles" in u or "oracle is not None" in u for u in uses), uses
+
+
+def _items(title_ids: np.ndarray, synopsis: np.ndarray, popularity_bin: np.ndarray) -> ItemFeatures:
+    """Titles whose synopsis vectors are the given ones, no cover art, and one categorical column: a popularity bin."""
+    n = len(title_ids)
+    rows = np.flatnonzero(popularity_bin)
+    offsets = np.concatenate([[0], np.cumsum(popularity_bin.astype(np.int64))])
+    return ItemFeatures(title_ids=title_ids, is_tv=np.zeros(n, bool), categorical_offsets=offsets,
+                        categorical_indices=np.zeros(len(rows), np.int64), categorical_width=1,
+                        synopsis=synopsis.astype(np.float32), synopsis_missing=np.zeros(n, bool),
+                        cover_art=np.zeros((n, 2), np.float32), cover_art_missing=np.zeros(n, bool),
+                        id_known=np.ones(n, bool), interaction_columns=np.array([0]))
+
+
+def test_the_linear_read_recovers_title_factors_the_features_carry_and_ignores_popularity_bins(tmp_path):
+    factors = load_oracle_factors(hand_made(tmp_path, n_titles=200))
+    rng = np.random.default_rng(1)
+    metadata_dims = np.arange(0, 4)  # categorical, synopsis and cover-art parts of PARTS
+    mixing = rng.normal(size=(4, 4))
+    # Only the popular titles carry the bin; the last fifty titles are the week's cold ones, left out of the fit.
+    items = _items(factors.title_ids, factors.title_latent[:, metadata_dims] @ mixing, np.arange(200) % 2 == 0)
+    fit = np.arange(200) < 150
+    read = linear_read_latent(factors, items, fit)
+    assert read.shape == factors.title_latent.shape
+    assert np.allclose(read[:, metadata_dims], factors.title_latent[:, metadata_dims], atol=0.05)
+    assert np.all(read[:, 4:] == 0)  # the idiosyncratic part: no metadata carries it
+
+
+def test_the_linear_read_ranks_by_the_true_taste_and_the_read_factors(tmp_path):
+    factors = load_oracle_factors(hand_made(tmp_path))
+    masks = {("cold", "movie"): np.arange(12) >= 4}
+    exact = factors.title_latent.astype(np.float64) * (np.arange(6) < 4)  # a read as good as the truth
+    lists = oracle_top_k(factors, factors.user_ids, factors.title_ids, masks, 3, scoring_week=FIRST_DAY,
+                         read_latent=exact)
+    assert set(lists) == {*ORACLE_SYSTEMS, LINEAR_READ_SYSTEM}
+    assert np.array_equal(lists[LINEAR_READ_SYSTEM][("cold", "movie")], lists["oracle_metadata"][("cold", "movie")])
+    reversed_read = oracle_top_k(factors, factors.user_ids, factors.title_ids, masks, 3, scoring_week=FIRST_DAY,
+                                 read_latent=-exact)[LINEAR_READ_SYSTEM][("cold", "movie")]
+    assert not np.array_equal(reversed_read, lists["oracle_metadata"][("cold", "movie")])
+
+
+def test_features_that_carry_nothing_read_every_cold_title_alike(tmp_path):
+    factors = load_oracle_factors(hand_made(tmp_path))
+    rng = np.random.default_rng(2)
+    items = _items(factors.title_ids, rng.normal(size=(12, 3)), np.zeros(12, bool))
+    read = linear_read_latent(factors, items, np.arange(12) < 8)
+    spread = read[8:, :4].std(axis=0)
+    assert np.all(spread < 0.5 * factors.title_latent[:, :4].std(axis=0))  # the penalty shrinks noise to the mean

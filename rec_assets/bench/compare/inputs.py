@@ -149,7 +149,7 @@ def stored_rows(conn, week: str, computed: set[str]) -> pd.DataFrame:
                                                                score_seconds=math.nan)[list(COLUMNS)]
 
 
-ORACLES = ("oracle_metadata", "oracle_all")
+ORACLES = ("oracle_metadata", "oracle_all", "oracle_linear_read")
 
 
 def find_oracle_factors(option: str, home: Path):

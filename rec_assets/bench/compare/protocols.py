@@ -172,14 +172,15 @@ def compare_week(
         if baselines:
             frames += _baselines(ctx, score.history_counts, "standard", k, seed, chunk_users, per_user)
         if oracle is not None:
-            from rec_assets.evaluation.oracle import oracle_top_k
+            from rec_assets.evaluation.oracle import linear_read_latent, oracle_top_k
 
             cold = {s: m for s, m in ctx.masks.items() if s[0] == "cold"}
             started = time.perf_counter()
             try:
+                read = linear_read_latent(oracle, score.items, ~score.catalogue["is_cold_start"].to_numpy(bool))
                 lists = oracle_top_k(oracle, ctx.users.user_ids, score.items.title_ids, cold, k,
                                      scoring_week=pd.Timestamp(scoring_week).date(), exclude=ctx.exclusion,
-                                     chunk_users=chunk_users)
+                                     chunk_users=chunk_users, read_latent=read)
             except ValueError as error:  # factors of another simulated world (preset, seed): say so, go on
                 print(f"oracle rows skipped: {error}", file=sys.stderr)
                 lists = {}

@@ -18,11 +18,12 @@ from rec_assets.model.variants import ABLATIONS
 
 __all__ = ["LABELS", "SYSTEM_ORDER", "interval_cell", "pooled_markdown", "results_markdown"]
 
-SYSTEM_ORDER = ("oracle_all", "oracle_metadata", "synopsis", "cover_art", "categorical", "ncf_extension",
+SYSTEM_ORDER = ("oracle_all", "oracle_metadata", "oracle_linear_read", "synopsis", "cover_art", "categorical", "ncf_extension",
                 "concat_no_id", "attention_no_id", *ABLATIONS, "concat_id", "attention_id", "lightfm", "als", "bpr",
                 "popularity", "random")
 LABELS = {"als": "implicit ALS", "bpr": "implicit BPR", "lightfm": "LightFM (WARP, features)",
-          "oracle_all": "oracle (all factors)", "oracle_metadata": "oracle (metadata)"}
+          "oracle_all": "oracle (all factors)", "oracle_metadata": "oracle (metadata)",
+          "oracle_linear_read": "oracle (true taste, features read linearly)"}
 
 
 def _seconds_table(results: pd.DataFrame) -> str:
