@@ -34,8 +34,9 @@ from rec_assets.evaluation.scoring import CSR, top_k_from_scores
 from rec_assets.evaluation.week import history_exclusion, new_watch_truth, remap_truth, subset_users
 from rec_assets.sources.simulator import ORACLE_FILE
 
-__all__ = ["LINEAR_READ_SYSTEM", "METADATA_PARTS", "ORACLE_SYSTEMS", "OracleFactors", "evaluate_oracles", "linear_read_latent",
-           "load_oracle_factors", "oracle_scores", "oracle_top_k", "ridge_read", "title_feature_matrix"]
+__all__ = ["LINEAR_READ_SYSTEM", "METADATA_PARTS", "ORACLE_SYSTEMS", "OracleFactors", "evaluate_oracles",
+           "linear_read_latent", "load_oracle_factors", "oracle_scores", "oracle_top_k", "ridge_read",
+           "title_feature_matrix"]
 
 METADATA_PARTS: tuple[str, ...] = ("categorical", "synopsis", "cover_art")
 # System name -> (latent parts in the affinity, whether the popularity and novelty terms of the choice logit count).
