@@ -68,7 +68,7 @@ CELERY_ARGS ?= --weeks 2026-10-12 2026-10-19 2026-11-02 --workers 2
 celery-backfill: celery-deps
 	$(PY) deploy/celery/backfill.py --work $(CELERY_WORK) $(CELERY_ARGS)
 
-# Two workers, one per core: the end-to-end tests wait on subprocesses, daemons and brokers about half the time.
+# Two workers, one per core (the end-to-end tests also wait on subprocesses, daemons and brokers).
 # Tests of one module, and every test of the session's materialised week, share a worker (conftest.py).
 test: $(PEERS_STAMP) chromium celery-deps
 	$(PY) -m pytest -q -n 2 --dist loadgroup

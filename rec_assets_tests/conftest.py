@@ -52,7 +52,6 @@ def materialised(tiny_instance):
     return [stage.execute(tiny_instance) for stage in run_stages(build_definitions(), [SCORING_WEEKS.get_last_partition_key()])]
 
 
-
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the groups into test ids
 def pytest_collection_modifyitems(items):
     """Under `pytest -n 2 --dist loadgroup` (`make test`) a module's tests stay in one worker, so its module
